@@ -1,0 +1,27 @@
+//! The SignalR connection layer, after ASP.NET Core's `Http.Connections`: negotiate, connection
+//! tokens, and the transports that turn HTTP exchanges into one duplex byte stream per
+//! connection. It knows nothing of hubs: the layer above implements [`ConnectionHandler`] and
+//! receives each [`TransportConnection`].
+
+mod connection;
+mod dispatcher;
+mod endpoint;
+mod handler;
+mod id;
+mod identity;
+mod manager;
+mod negotiate;
+mod options;
+mod outbox;
+mod query;
+mod response;
+mod transport;
+
+pub use connection::{Inbound, TransportConnection, TransportKind};
+pub use endpoint::endpoint;
+pub use handler::{ConnectionHandler, Rejection};
+pub use id::RandomId;
+pub use identity::{Credentials, Identity};
+pub use options::{ConnectionOptions, Transports};
+pub use outbox::{Next, Outbox, PushError, SequenceEncoder, TransferFormat};
+pub use query::Query;

@@ -1,0 +1,314 @@
+//! The table of connections by token, their transport state, and expiry: negotiated
+//! connections never used, and long-polling connections whose client stopped polling.
+
+use crate::connection::{Inbound, TransportKind};
+use crate::id::RandomId;
+use crate::identity::Identity;
+use crate::outbox::Outbox;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// Negotiated; no transport request yet.
+    Negotiated {
+        since: Instant,
+    },
+    Active(TransportKind),
+}
+
+/// The duplex of a running connection, kept in the slot for transports whose client sends
+/// with separate requests (POST) and receives with several (long polls).
+pub(crate) struct Attached {
+    /// Taken on disposal, which ends the application's inbound stream.
+    pub inbound: Mutex<Option<mpsc::Sender<Inbound>>>,
+    pub outbox: Outbox,
+    pub poll: Mutex<PollState>,
+    /// The WebSocket task serving the connection now; a re-attaching socket cancels it.
+    pub socket: Mutex<Option<CancellationToken>>,
+    /// Held by the task that drains the outbox, so a replacement starts only after the
+    /// replaced one stopped (the outbox has one reader).
+    pub writer: tokio::sync::Mutex<()>,
+}
+
+/// Long polling, and the idle time of every transport that may come back.
+#[derive(Default)]
+pub(crate) struct PollState {
+    /// The poll waiting now; a newer poll cancels it (it answers 204).
+    pub current: Option<CancellationToken>,
+    /// Counts polls, so a finished poll knows whether a newer one has taken over.
+    pub generation: u64,
+    /// Since when no request serves the connection (between long polls, or after a stateful
+    /// WebSocket dropped): the client has `disconnect_timeout` to come back.
+    pub idle_since: Option<Instant>,
+}
+
+pub(crate) struct Slot {
+    pub id: RandomId,
+    pub token: RandomId,
+    pub identity: Arc<Identity>,
+    pub state: Mutex<SlotState>,
+    pub attached: Mutex<Option<Arc<Attached>>>,
+    /// Negotiated stateful reconnect.
+    pub stateful: bool,
+}
+
+/// Why a transport request cannot take a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ClaimError {
+    /// Another request of the same transport already serves it.
+    InUse,
+    /// The connection started with another transport.
+    OtherTransport,
+}
+
+impl Slot {
+    /// Bind the connection to `transport` for the rest of its life.
+    pub fn claim(&self, transport: TransportKind) -> Result<(), ClaimError> {
+        let mut state = self.state.lock();
+        match *state {
+            SlotState::Negotiated { .. } => {
+                *state = SlotState::Active(transport);
+                Ok(())
+            }
+            SlotState::Active(current) if current == transport => Err(ClaimError::InUse),
+            SlotState::Active(_) => Err(ClaimError::OtherTransport),
+        }
+    }
+
+    pub fn transport(&self) -> Option<TransportKind> {
+        match *self.state.lock() {
+            SlotState::Active(transport) => Some(transport),
+            SlotState::Negotiated { .. } => None,
+        }
+    }
+
+    pub fn attached(&self) -> Option<Arc<Attached>> {
+        self.attached.lock().clone()
+    }
+}
+
+impl Attached {
+    pub fn new(inbound: mpsc::Sender<Inbound>, outbox: Outbox) -> Arc<Self> {
+        Arc::new(Self {
+            inbound: Mutex::new(Some(inbound)),
+            outbox,
+            poll: Mutex::new(PollState::default()),
+            socket: Mutex::new(None),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// End the connection from the transport side: the application sees its inbound stream
+    /// end, nothing more is written, and a waiting poll answers 204.
+    pub fn dispose(&self) {
+        self.inbound.lock().take();
+        self.outbox.abort();
+        if let Some(poll) = self.poll.lock().current.take() {
+            poll.cancel();
+        }
+        if let Some(socket) = self.socket.lock().take() {
+            socket.cancel();
+        }
+    }
+}
+
+/// Disposes a connection when dropped: held by a response whose end is the connection's end
+/// (a Server-Sent Events stream), which the server drops when the client goes away.
+pub(crate) struct DisposeOnDrop {
+    pub manager: Arc<ConnectionManager>,
+    pub slot: Arc<Slot>,
+}
+
+impl Drop for DisposeOnDrop {
+    fn drop(&mut self) {
+        tracing::debug!(connection_id = %self.slot.id, "stream ended");
+        self.manager.dispose(&self.slot);
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct ConnectionManager {
+    by_token: DashMap<Arc<str>, Arc<Slot>>,
+}
+
+impl ConnectionManager {
+    /// A connection for negotiate. Version 0 clients use the `connectionId` as the token.
+    pub fn create(&self, identity: Identity, separate_token: bool, stateful: bool) -> Arc<Slot> {
+        let id = RandomId::generate();
+        let token = if separate_token {
+            RandomId::generate()
+        } else {
+            id.clone()
+        };
+        self.insert(
+            id,
+            token,
+            identity,
+            SlotState::Negotiated {
+                since: Instant::now(),
+            },
+            stateful,
+        )
+    }
+
+    /// A connection created by a transport request directly (WebSocket without negotiate).
+    pub fn create_active(&self, identity: Identity, transport: TransportKind) -> Arc<Slot> {
+        let id = RandomId::generate();
+        self.insert(
+            id.clone(),
+            id,
+            identity,
+            SlotState::Active(transport),
+            false,
+        )
+    }
+
+    fn insert(
+        &self,
+        id: RandomId,
+        token: RandomId,
+        identity: Identity,
+        state: SlotState,
+        stateful: bool,
+    ) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            id,
+            token,
+            identity: Arc::new(identity),
+            state: Mutex::new(state),
+            attached: Mutex::new(None),
+            stateful,
+        });
+        self.by_token
+            .insert(slot.token.as_arc().clone(), slot.clone());
+        slot
+    }
+
+    pub fn get(&self, token: &str) -> Option<Arc<Slot>> {
+        self.by_token.get(token).map(|slot| slot.clone())
+    }
+
+    /// Forget the connection and end it if it is running.
+    pub fn dispose(&self, slot: &Slot) {
+        self.by_token.remove(slot.token.as_str());
+        if let Some(attached) = slot.attached() {
+            attached.dispose();
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.by_token.len()
+    }
+
+    /// Dispose negotiated connections no transport claimed in time, long-polling connections
+    /// whose client has not polled for `timeout`, and dropped stateful WebSockets not
+    /// re-attached within it.
+    fn expire(&self, timeout: Duration) {
+        let now = Instant::now();
+        let mut idle_pollers = Vec::new();
+        self.by_token.retain(|_, slot| match *slot.state.lock() {
+            SlotState::Negotiated { since } => now.duration_since(since) <= timeout,
+            SlotState::Active(_) => {
+                let idle = slot.attached().and_then(|a| a.poll.lock().idle_since);
+                match idle {
+                    Some(since) if now.duration_since(since) > timeout => {
+                        idle_pollers.push(slot.clone());
+                        false
+                    }
+                    _ => true,
+                }
+            }
+        });
+        for slot in idle_pollers {
+            tracing::debug!(connection_id = %slot.id, "the client did not come back in time");
+            if let Some(attached) = slot.attached() {
+                attached.dispose();
+            }
+        }
+    }
+
+    /// Check expiry on a one-second heartbeat, as ASP.NET Core does, for as long as the
+    /// manager lives.
+    pub fn spawn_expiry(self: &Arc<Self>, timeout: Duration) {
+        let manager: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                manager.expire(timeout);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_claimed_once_by_one_transport() {
+        let manager = ConnectionManager::default();
+        let slot = manager.create(Identity::anonymous(), true, false);
+        assert_ne!(slot.id, slot.token);
+        assert!(manager.get(slot.token.as_str()).is_some());
+        assert!(manager.get(slot.id.as_str()).is_none());
+        slot.claim(TransportKind::WebSockets).unwrap();
+        assert_eq!(
+            slot.claim(TransportKind::WebSockets),
+            Err(ClaimError::InUse)
+        );
+        assert_eq!(
+            slot.claim(TransportKind::LongPolling),
+            Err(ClaimError::OtherTransport)
+        );
+    }
+
+    #[test]
+    fn version_0_uses_the_id_as_token() {
+        let manager = ConnectionManager::default();
+        let slot = manager.create(Identity::anonymous(), false, false);
+        assert_eq!(slot.id, slot.token);
+    }
+
+    #[test]
+    fn unused_negotiated_connections_expire_and_active_ones_stay() {
+        let manager = ConnectionManager::default();
+        let unused = manager.create(Identity::anonymous(), true, false);
+        let used = manager.create(Identity::anonymous(), true, false);
+        used.claim(TransportKind::WebSockets).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        manager.expire(Duration::ZERO);
+        assert!(manager.get(unused.token.as_str()).is_none());
+        assert!(manager.get(used.token.as_str()).is_some());
+        assert_eq!(manager.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_long_poller_that_stops_polling_is_disposed() {
+        let manager = ConnectionManager::default();
+        let slot = manager.create(Identity::anonymous(), true, false);
+        slot.claim(TransportKind::LongPolling).unwrap();
+        let (tx, mut rx) = mpsc::channel(1);
+        let attached = Attached::new(tx, Outbox::new(100));
+        *slot.attached.lock() = Some(attached.clone());
+        // Polling now: not idle.
+        manager.expire(Duration::ZERO);
+        assert!(manager.get(slot.token.as_str()).is_some());
+        attached.poll.lock().idle_since = Some(Instant::now());
+        std::thread::sleep(Duration::from_millis(2));
+        manager.expire(Duration::ZERO);
+        assert!(manager.get(slot.token.as_str()).is_none());
+        assert!(rx.recv().await.is_none(), "the application sees the end");
+        assert!(!attached.outbox.is_open());
+    }
+}
