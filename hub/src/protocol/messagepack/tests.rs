@@ -1,0 +1,1049 @@
+use super::*;
+use serde_json::json;
+
+const LIMIT: usize = 32 * 1024;
+
+/// `body` behind its varint length prefix.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut prefix = [0; 10];
+    let size = prefix_bytes(body.len(), &mut prefix);
+    let mut out = prefix[..size].to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode(bytes: &[u8]) -> Result<Decoded, ProtocolError> {
+    let mut input = BytesMut::from(bytes);
+    let decoded = MessagePackHubProtocol.decode(&mut input, LIMIT);
+    if matches!(decoded, Ok(Decoded::Message(_) | Decoded::Unknown)) {
+        assert!(input.is_empty(), "{bytes:x?} left {:x?}", &input[..]);
+    }
+    decoded
+}
+
+/// Decode one framed body.
+fn message(body: &[u8]) -> HubMessage {
+    match decode(&frame(body)) {
+        Ok(Decoded::Message(m)) => m,
+        other => panic!("{body:x?}: {other:?}"),
+    }
+}
+
+fn error(body: &[u8]) -> String {
+    match decode(&frame(body)) {
+        Err(ProtocolError::MessagePack(text)) => text,
+        other => panic!("{body:x?}: expected an error, got {other:?}"),
+    }
+}
+
+/// The body of an encoded message, checking its prefix.
+fn encoded(m: &HubMessage) -> Vec<u8> {
+    let bytes = MessagePackHubProtocol.to_bytes(m).to_vec();
+    let (prefix, length) = read_prefix(&bytes, usize::MAX).unwrap().unwrap();
+    assert_eq!(prefix + length, bytes.len());
+    bytes[prefix..].to_vec()
+}
+
+fn invocation(id: Option<&str>, target: &str, arguments: Vec<Value>) -> Invocation {
+    Invocation {
+        headers: Headers::new(),
+        invocation_id: id.map(Into::into),
+        target: target.into(),
+        arguments,
+        stream_ids: vec![],
+    }
+}
+
+fn completion(outcome: Outcome) -> HubMessage {
+    HubMessage::Completion(Completion {
+        headers: Headers::new(),
+        invocation_id: "xyz".into(),
+        outcome,
+    })
+}
+
+/// A single argument as the reader sees it.
+fn argument(value: &[u8]) -> Result<Value, String> {
+    let mut body = vec![0x95, 0x01, 0x80, 0xc0, 0xa1, b'm', 0x91];
+    body.extend_from_slice(value);
+    match decode(&frame(&body)) {
+        Ok(Decoded::Message(HubMessage::Invocation(mut i))) => Ok(i.arguments.remove(0)),
+        Err(ProtocolError::MessagePack(text)) => Err(text),
+        other => panic!("{value:x?}: {other:?}"),
+    }
+}
+
+/// A value as the writer writes it.
+fn written(value: Value) -> Vec<u8> {
+    let body = encoded(&completion(Outcome::Result(value)));
+    // [3, {}, "xyz", 3, value]
+    body[8..].to_vec()
+}
+
+// The examples of the protocol specification (all .NET-shaped): read and written identically.
+const SPEC_INVOCATION: &[u8] = &[
+    0x96, 0x01, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a,
+    0x90,
+];
+const SPEC_NON_BLOCKING: &[u8] = &[
+    0x96, 0x01, 0x80, 0xc0, 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a, 0x90,
+];
+const SPEC_STREAM_INVOCATION: &[u8] = &[
+    0x96, 0x04, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a,
+    0x90,
+];
+const SPEC_HEADERS: &[u8] = &[
+    0x96, 0x01, 0x82, 0xa1, b'x', 0xa1, b'y', 0xa1, b'z', 0xa1, b'z', 0xa3, b'x', b'y', b'z', 0xa6,
+    b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a, 0x90,
+];
+const SPEC_STREAM_ITEM: &[u8] = &[0x94, 0x02, 0x80, 0xa3, b'x', b'y', b'z', 0x2a];
+const SPEC_ERROR: &[u8] = &[
+    0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x01, 0xa5, b'E', b'r', b'r', b'o', b'r',
+];
+const SPEC_VOID: &[u8] = &[0x94, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x02];
+const SPEC_RESULT: &[u8] = &[0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x03, 0x2a];
+const SPEC_CANCEL: &[u8] = &[0x93, 0x05, 0x80, 0xa3, b'x', b'y', b'z'];
+const SPEC_CLOSE_RECONNECT: &[u8] = &[0x93, 0x07, 0xa3, b'x', b'y', b'z', 0xc3];
+
+fn spec_messages() -> Vec<(&'static [u8], HubMessage)> {
+    let method = || invocation(Some("xyz"), "method", vec![json!(42)]);
+    vec![
+        (SPEC_INVOCATION, HubMessage::Invocation(method())),
+        (
+            SPEC_NON_BLOCKING,
+            HubMessage::Invocation(invocation(None, "method", vec![json!(42)])),
+        ),
+        (
+            SPEC_STREAM_INVOCATION,
+            HubMessage::StreamInvocation(method()),
+        ),
+        (
+            SPEC_HEADERS,
+            HubMessage::Invocation(Invocation {
+                headers: [("x", "y"), ("z", "z")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+                ..method()
+            }),
+        ),
+        (
+            SPEC_STREAM_ITEM,
+            HubMessage::StreamItem(StreamItem {
+                headers: Headers::new(),
+                invocation_id: "xyz".into(),
+                item: json!(42),
+            }),
+        ),
+        (SPEC_ERROR, completion(Outcome::Error("Error".into()))),
+        (SPEC_VOID, completion(Outcome::Void)),
+        (SPEC_RESULT, completion(Outcome::Result(json!(42)))),
+        (
+            SPEC_CANCEL,
+            HubMessage::CancelInvocation {
+                headers: Headers::new(),
+                invocation_id: "xyz".into(),
+            },
+        ),
+        (&[0x91, 0x06], HubMessage::Ping),
+        (
+            SPEC_CLOSE_RECONNECT,
+            HubMessage::Close(Close {
+                error: Some("xyz".into()),
+                allow_reconnect: true,
+            }),
+        ),
+        (
+            &[0x93, 0x07, 0xc0, 0xc2],
+            HubMessage::Close(Close::default()),
+        ),
+        (&[0x92, 0x08, 0x24], HubMessage::Ack { sequence_id: 36 }),
+        (
+            &[0x92, 0x09, 0x13],
+            HubMessage::Sequence { sequence_id: 19 },
+        ),
+    ]
+}
+
+#[test]
+fn name_version_and_format() {
+    let protocol = MessagePackHubProtocol;
+    assert_eq!(protocol.name(), "messagepack");
+    assert_eq!(protocol.version(), 2);
+    assert_eq!(protocol.transfer_format(), TransferFormat::Binary);
+}
+
+#[test]
+fn spec_examples_read_and_write_byte_for_byte() {
+    for (body, m) in spec_messages() {
+        assert_eq!(message(body), m, "reading {body:x?}");
+        assert_eq!(encoded(&m), body, "writing {m:?}");
+    }
+}
+
+#[test]
+fn golden_frames() {
+    assert_eq!(
+        MessagePackHubProtocol.to_bytes(&HubMessage::Ping)[..],
+        [0x02, 0x91, 0x06]
+    );
+    assert_eq!(
+        decode(&[0x02, 0x91, 0x06]),
+        Ok(Decoded::Message(HubMessage::Ping))
+    );
+    // JS Close: [7, nil]; .NET Close: [7, nil, false].
+    assert_eq!(
+        decode(&[0x03, 0x92, 0x07, 0xc0]),
+        Ok(Decoded::Message(HubMessage::Close(Close::default())))
+    );
+    assert_eq!(
+        MessagePackHubProtocol.to_bytes(&HubMessage::Close(Close::default()))[..],
+        [0x04, 0x93, 0x07, 0xc0, 0xc2]
+    );
+    // JS Close with an error, 2 elements.
+    assert_eq!(
+        message(&[0x92, 0x07, 0xa1, b'e']),
+        HubMessage::Close(Close {
+            error: Some("e".into()),
+            allow_reconnect: false
+        })
+    );
+    // An empty Close error is kept as written (only invocation ids treat "" as none).
+    assert_eq!(
+        message(&[0x92, 0x07, 0xa0]),
+        HubMessage::Close(Close {
+            error: Some(String::new()),
+            allow_reconnect: false
+        })
+    );
+}
+
+#[test]
+fn invocations_as_the_js_client_sends_them() {
+    // [1, {}, "0", "Send", [1]]: 5 elements, no streamIds.
+    let js = [
+        0x0c, 0x95, 0x01, 0x80, 0xa1, b'0', 0xa4, b'S', b'e', b'n', b'd', 0x91, 0x01,
+    ];
+    assert_eq!(
+        decode(&js),
+        Ok(Decoded::Message(HubMessage::Invocation(invocation(
+            Some("0"),
+            "Send",
+            vec![json!(1)]
+        ))))
+    );
+    // Non-blocking: nil id, 5 elements.
+    assert_eq!(
+        message(&[0x95, 0x01, 0x80, 0xc0, 0xa1, b'm', 0x90]),
+        HubMessage::Invocation(invocation(None, "m", vec![]))
+    );
+    // An empty-string id is none.
+    assert_eq!(
+        message(&[0x96, 0x01, 0x80, 0xa0, 0xa1, b'm', 0x90, 0x90]),
+        HubMessage::Invocation(invocation(None, "m", vec![]))
+    );
+    // With an upload stream: 6 elements.
+    let HubMessage::Invocation(i) = message(&[
+        0x96, 0x01, 0x80, 0xa1, b'1', 0xa1, b'm', 0x90, 0x91, 0xa1, b'2',
+    ]) else {
+        panic!()
+    };
+    assert_eq!(i.stream_ids, ["2"]);
+    // StreamInvocation, 5 elements.
+    assert_eq!(
+        message(&[0x95, 0x04, 0x80, 0xa1, b'1', 0xa1, b'm', 0x90]),
+        HubMessage::StreamInvocation(invocation(Some("1"), "m", vec![]))
+    );
+    // Ack and Sequence with any integer width.
+    for (body, id) in [
+        (&[0x92, 0x08, 0xcc, 0x24][..], 36),
+        (&[0x92, 0x08, 0xd0, 0x24][..], 36),
+        (&[0x92, 0x08, 0xcd, 0x01, 0x00][..], 256),
+        (&[0x92, 0x08, 0xd2, 0x00, 0x01, 0x00, 0x00][..], 65536),
+        (
+            &[
+                0x92, 0x08, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ][..],
+            u64::MAX,
+        ),
+    ] {
+        assert_eq!(message(body), HubMessage::Ack { sequence_id: id });
+    }
+    assert_eq!(
+        message(&[0x92, 0x09, 0xce, 0x00, 0x01, 0x00, 0x00]),
+        HubMessage::Sequence { sequence_id: 65536 }
+    );
+}
+
+#[test]
+fn completions_of_every_kind() {
+    // Kind 3 with nil: a void hub method as .NET answers it.
+    assert_eq!(
+        encoded(&completion(Outcome::Result(Value::Null))),
+        [0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x03, 0xc0]
+    );
+    assert_eq!(
+        message(&[0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x03, 0xc0]),
+        completion(Outcome::Result(Value::Null))
+    );
+    // Kind 2 ends a stream: exactly 4 elements.
+    assert_eq!(message(SPEC_VOID), completion(Outcome::Void));
+    error(&[0x95, 0x03, 0x80, 0xa1, b'1', 0x02, 0xc0]);
+    error(&[0x94, 0x03, 0x80, 0xa1, b'1', 0x03]);
+    error(&[0x94, 0x03, 0x80, 0xa1, b'1', 0x01]);
+    error(&[0x95, 0x03, 0x80, 0xa1, b'1', 0x04, 0xc0]);
+    // Kind 1 needs a string.
+    error(&[0x95, 0x03, 0x80, 0xa1, b'1', 0x01, 0x05]);
+}
+
+#[test]
+fn the_fan_out_encoder_writes_a_dotnet_invocation() {
+    let expected = [
+        0x0c, 0x96, 0x01, 0x80, 0xc0, 0xa1, b'm', 0x91, 0x81, 0xa1, b'a', 0x01, 0x90,
+    ];
+    let broadcast = MessagePackHubProtocol
+        .encode(&Broadcast::new("m", vec![json!({"a": 1})]))
+        .unwrap();
+    assert_eq!(&broadcast[..], expected);
+    let mut out = Vec::new();
+    MessagePackHubProtocol.encode_invocation("m", &[json!({"a": 1})], &mut out);
+    assert_eq!(out, expected);
+    assert_eq!(
+        MessagePackHubProtocol.to_bytes(&HubMessage::Invocation(invocation(
+            None,
+            "m",
+            vec![json!({"a": 1})]
+        )))[..],
+        expected
+    );
+}
+
+#[test]
+fn frames_append_to_what_is_already_in_the_buffer() {
+    let big = HubMessage::Invocation(invocation(Some("1"), "T", vec![json!("x".repeat(20_000))]));
+    let mut out = vec![0xaa, 0xbb];
+    MessagePackHubProtocol.encode_message(&HubMessage::Ping, &mut out);
+    MessagePackHubProtocol.encode_message(&big, &mut out);
+    MessagePackHubProtocol.encode_invocation("m", &[json!("y".repeat(300))], &mut out);
+    MessagePackHubProtocol.encode_message(&HubMessage::Ping, &mut out);
+    assert_eq!(out[..5], [0xaa, 0xbb, 0x02, 0x91, 0x06]);
+    let mut input = BytesMut::from(&out[2..]);
+    let mut decoded = Vec::new();
+    while let Decoded::Message(m) = MessagePackHubProtocol.decode(&mut input, LIMIT).unwrap() {
+        decoded.push(m);
+    }
+    assert_eq!(
+        decoded,
+        [
+            HubMessage::Ping,
+            big,
+            HubMessage::Invocation(invocation(None, "m", vec![json!("y".repeat(300))])),
+            HubMessage::Ping
+        ]
+    );
+    assert!(input.is_empty());
+}
+
+#[test]
+fn varints_of_one_two_and_three_bytes() {
+    for (size, expected_prefix) in [(10, 1), (200, 2), (20_000, 3)] {
+        let m = HubMessage::Invocation(invocation(Some("1"), "T", vec![json!("x".repeat(size))]));
+        let bytes = MessagePackHubProtocol.to_bytes(&m);
+        let (prefix, length) = read_prefix(&bytes, LIMIT).unwrap().unwrap();
+        assert_eq!(prefix, expected_prefix, "{size}");
+        assert_eq!(prefix + length, bytes.len());
+        assert_eq!(decode(&bytes), Ok(Decoded::Message(m)));
+    }
+    // The boundaries, and the spec's example 0x80 0x29 = 5248.
+    for (length, bytes) in [
+        (0, &[0x00][..]),
+        (127, &[0x7f][..]),
+        (128, &[0x80, 0x01][..]),
+        (5248, &[0x80, 0x29][..]),
+        (16_383, &[0xff, 0x7f][..]),
+        (16_384, &[0x80, 0x80, 0x01][..]),
+        (i32::MAX as usize, &[0xff, 0xff, 0xff, 0xff, 0x07][..]),
+    ] {
+        let mut prefix = [0; 10];
+        let size = prefix_bytes(length, &mut prefix);
+        assert_eq!(&prefix[..size], bytes);
+        assert_eq!(
+            read_prefix(bytes, usize::MAX),
+            Ok(Some((bytes.len(), length)))
+        );
+    }
+    // A body of exactly 127 and 128 bytes.
+    // [1, {}, nil, "T", [str 8], []] is 10 bytes and the text.
+    for (text, body, prefix) in [(117, 127, 1), (118, 128, 2)] {
+        let m = HubMessage::Invocation(invocation(None, "T", vec![json!("x".repeat(text))]));
+        let bytes = MessagePackHubProtocol.to_bytes(&m);
+        assert_eq!(bytes.len(), prefix + body);
+        assert_eq!(decode(&bytes), Ok(Decoded::Message(m)));
+    }
+    // Non-canonical (padded) prefixes are read as .NET reads them.
+    assert_eq!(
+        decode(&[0x82, 0x00, 0x91, 0x06]),
+        Ok(Decoded::Message(HubMessage::Ping))
+    );
+}
+
+#[test]
+fn bad_prefixes_and_limits() {
+    let too_long = [0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+    assert!(matches!(
+        read_prefix(&too_long, usize::MAX),
+        Err(ProtocolError::MessagePack(_))
+    ));
+    assert!(matches!(
+        read_prefix(&too_long[..5], usize::MAX),
+        Err(ProtocolError::MessagePack(_))
+    ));
+    assert!(matches!(
+        read_prefix(&[0xff, 0xff, 0xff, 0xff, 0x0f], usize::MAX),
+        Err(ProtocolError::MessagePack(_))
+    ));
+    assert!(matches!(
+        read_prefix(&[0x80, 0x80, 0x80, 0x80, 0x08], usize::MAX),
+        Err(ProtocolError::MessagePack(_))
+    ));
+    assert_eq!(read_prefix(&[], LIMIT), Ok(None));
+    assert_eq!(read_prefix(&[0x80, 0x80], LIMIT), Ok(None), "incomplete");
+    assert_eq!(decode(&[0x80, 0x80]), Ok(Decoded::Incomplete));
+    assert!(decode(&too_long).is_err());
+    // A declared length over the limit fails before the body arrives.
+    let mut prefix = [0; 10];
+    let size = prefix_bytes(LIMIT + 1, &mut prefix);
+    assert_eq!(
+        decode(&prefix[..size]),
+        Err(ProtocolError::MessageTooLarge { limit: LIMIT })
+    );
+    // ...even before the prefix is complete, when its first bytes already exceed the limit.
+    assert_eq!(
+        MessagePackHubProtocol.decode(&mut BytesMut::from(&[0xff][..]), 100),
+        Err(ProtocolError::MessageTooLarge { limit: 100 })
+    );
+    // Exactly the limit is fine.
+    let mut input = BytesMut::from(&[0x02, 0x91, 0x06][..]);
+    assert_eq!(
+        MessagePackHubProtocol.decode(&mut input, 2),
+        Ok(Decoded::Message(HubMessage::Ping))
+    );
+    let mut input = BytesMut::from(&[0x02, 0x91, 0x06][..]);
+    assert_eq!(
+        MessagePackHubProtocol.decode(&mut input, 1),
+        Err(ProtocolError::MessageTooLarge { limit: 1 })
+    );
+    // A length of 2^31 - 1 under a huge limit waits for its body.
+    assert_eq!(
+        MessagePackHubProtocol.decode(
+            &mut BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 0x07, 0x91][..]),
+            usize::MAX
+        ),
+        Ok(Decoded::Incomplete)
+    );
+    // An empty body is not a message.
+    assert!(matches!(
+        decode(&[0x00]),
+        Err(ProtocolError::MessagePack(_))
+    ));
+}
+
+#[test]
+fn split_at_every_byte_then_whole() {
+    let messages = [
+        HubMessage::StreamItem(StreamItem {
+            headers: Headers::new(),
+            invocation_id: "9".into(),
+            item: json!([1, "two", null, {"three": 3.5}]),
+        }),
+        HubMessage::Invocation(invocation(Some("1"), "T", vec![json!("x".repeat(200))])),
+        HubMessage::Ping,
+    ];
+    let mut bytes = Vec::new();
+    for m in &messages {
+        MessagePackHubProtocol.encode_message(m, &mut bytes);
+    }
+    for cut in 0..=bytes.len() {
+        let mut input = BytesMut::from(&bytes[..cut]);
+        let mut decoded = Vec::new();
+        let mut drain = |input: &mut BytesMut| loop {
+            match MessagePackHubProtocol.decode(input, LIMIT).unwrap() {
+                Decoded::Message(m) => decoded.push(m),
+                Decoded::Unknown => panic!(),
+                Decoded::Incomplete => break,
+            }
+        };
+        drain(&mut input);
+        input.extend_from_slice(&bytes[cut..]);
+        drain(&mut input);
+        assert_eq!(decoded, messages, "cut at {cut}");
+        assert!(input.is_empty());
+    }
+}
+
+#[test]
+fn several_frames_and_unknown_types_skipped() {
+    let mut input = BytesMut::from(
+        &[
+            0x02, 0x91, 0x06, // Ping
+            0x02, 0x91, 0x63, // [99]
+            0x04, 0x93, 0x0a, 0xc1, 0xff, // [10, junk]: unknown, its body is not read
+            0x02, 0x91, 0xff, // [-1]
+            0x02, 0x91, 0x00, // [0]
+            0x0a, 0x91, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // [u64::MAX]
+            0x03, 0x92, 0x08, 0x05, // Ack 5
+        ][..],
+    );
+    let mut decoded = Vec::new();
+    loop {
+        match MessagePackHubProtocol.decode(&mut input, LIMIT).unwrap() {
+            Decoded::Incomplete => break,
+            d => decoded.push(d),
+        }
+    }
+    assert_eq!(
+        decoded,
+        [
+            Decoded::Message(HubMessage::Ping),
+            Decoded::Unknown,
+            Decoded::Unknown,
+            Decoded::Unknown,
+            Decoded::Unknown,
+            Decoded::Unknown,
+            Decoded::Message(HubMessage::Ack { sequence_id: 5 }),
+        ]
+    );
+}
+
+#[test]
+fn malformed_bodies_are_clear_errors() {
+    let cases: &[(&[u8], &str)] = &[
+        (&[0x06], "a message: expected an array, found an integer"),
+        (&[0x80], "a message: expected an array, found a map"),
+        (&[0x90], "a message is an empty array"),
+        (
+            &[0x91, 0xa1, b'1'],
+            "the message type: expected an integer, found a string",
+        ),
+        (
+            &[0x91, 0xc0],
+            "the message type: expected an integer, found nil",
+        ),
+        (&[0x92, 0x06, 0x01], "Ping has 2 elements, expected 1"),
+        (
+            &[0x94, 0x01, 0x80, 0xc0, 0xa0],
+            "Invocation has 4 elements, expected 5 or 6",
+        ),
+        (
+            &[0x97, 0x01, 0x80, 0xc0, 0xa0, 0x90, 0x90, 0x90],
+            "Invocation has 7 elements, expected 5 or 6",
+        ),
+        (
+            &[0x95, 0x01, 0x80, 0xc0, 0x05, 0x90],
+            "target: expected a string, found an integer",
+        ),
+        (
+            &[0x95, 0x01, 0x91, 0x01, 0xc0, 0xa0, 0x90],
+            "headers: expected a map, found an array",
+        ),
+        (
+            &[0x95, 0x01, 0x81, 0xa1, b'k', 0x01, 0xc0, 0xa0, 0x90],
+            "a header value: expected a string, found an integer",
+        ),
+        (
+            &[0x95, 0x01, 0x80, 0xc0, 0xa0, 0x05],
+            "arguments: expected an array, found an integer",
+        ),
+        (
+            &[0x95, 0x01, 0x80, 0xc0, 0xa0, 0xc0],
+            "arguments: expected an array, found nil",
+        ),
+        (
+            &[0x96, 0x01, 0x80, 0xc0, 0xa0, 0x90, 0x91, 0x01],
+            "streamIds: expected a string, found an integer",
+        ),
+        (
+            &[0x95, 0x01, 0x80, 0x01, 0xa0, 0x90],
+            "invocationId: expected a string, found an integer",
+        ),
+        (
+            &[0x95, 0x04, 0x80, 0xc0, 0xa0, 0x90],
+            "invocationId: a StreamInvocation needs one",
+        ),
+        (
+            &[0x94, 0x02, 0x80, 0xc0, 0x01],
+            "invocationId: expected a string, found nil",
+        ),
+        (
+            &[0x93, 0x01, 0x80, 0xc0],
+            "Invocation has 3 elements, expected 5 or 6",
+        ),
+        // Truncated inside the frame.
+        (&[0x95, 0x01, 0x80, 0xc0], "target: the message ends early"),
+        (
+            &[0x95, 0x01, 0x80, 0xc0, 0xa5, b'a'],
+            "target: the message ends early",
+        ),
+        (
+            &[0x95, 0x01, 0x80, 0xc0, 0xa1, b'm', 0x92, 0x01],
+            "arguments: the message ends early",
+        ),
+        (
+            &[0x92, 0x08, 0xcd, 0x01],
+            "sequenceId: the message ends early",
+        ),
+        (&[0x92, 0x08, 0xff], "sequenceId: a negative number"),
+        (
+            &[0x92, 0x08, 0xc3],
+            "sequenceId: expected an integer, found a boolean",
+        ),
+        (
+            &[0x93, 0x07, 0xc0, 0x01],
+            "allowReconnect: expected a boolean, found an integer",
+        ),
+        (
+            &[0x92, 0x07, 0x01],
+            "error: expected a string, found an integer",
+        ),
+        (
+            &[0x94, 0x07, 0xc0, 0xc2, 0xc2],
+            "Close has 4 elements, expected 2 or 3",
+        ),
+        (&[0x91, 0x06, 0x06, 0x06], "2 bytes after the message"),
+        (
+            &[0x95, 0x01, 0x80, 0xc0, 0xa1, 0xff, 0x90],
+            "target: the string is not UTF-8",
+        ),
+        (
+            &[0x95, 0x03, 0x80, 0xa0, 0x04, 0xc0],
+            "the result kind 4 is not 1, 2 or 3",
+        ),
+        (
+            &[0x95, 0x01, 0x80, 0xc0, 0xa0, 0xdd, 0xff, 0xff, 0xff, 0xff],
+            "arguments: the message ends early",
+        ),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(error(body), *expected, "{body:x?}");
+    }
+    // Every error reads as MessagePack's.
+    assert_eq!(
+        ProtocolError::MessagePack(error(&[0x90])).to_string(),
+        "Error reading MessagePack: a message is an empty array"
+    );
+}
+
+#[test]
+fn reading_values() {
+    let ok =
+        |bytes: &[u8], expected: Value| assert_eq!(argument(bytes), Ok(expected), "{bytes:x?}");
+    ok(&[0xc0], Value::Null);
+    ok(&[0xc3], json!(true));
+    ok(&[0xc2], json!(false));
+    ok(&[0x7f], json!(127));
+    ok(&[0xe0], json!(-32));
+    ok(&[0xcc, 0xff], json!(255));
+    ok(&[0xcd, 0xff, 0xff], json!(65535));
+    ok(&[0xce, 0xff, 0xff, 0xff, 0xff], json!(4_294_967_295u64));
+    ok(
+        &[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        json!(u64::MAX),
+    );
+    ok(&[0xd0, 0x80], json!(-128));
+    ok(&[0xd0, 0x05], json!(5));
+    ok(&[0xd1, 0x80, 0x00], json!(-32768));
+    ok(&[0xd2, 0x80, 0x00, 0x00, 0x00], json!(i32::MIN));
+    ok(&[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0], json!(i64::MIN));
+    ok(&[0xd3, 0, 0, 0, 0, 0, 0, 0, 7], json!(7));
+    ok(&[0xca, 0x3f, 0xc0, 0x00, 0x00], json!(1.5));
+    ok(&[0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0], json!(1.5));
+    ok(&[0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0], Value::Null); // NaN
+    ok(&[0xca, 0x7f, 0x80, 0x00, 0x00], Value::Null); // infinity
+    ok(&[0xa2, b'h', b'i'], json!("hi"));
+    ok(&[0xd9, 0x02, b'h', b'i'], json!("hi"));
+    ok(&[0xda, 0x00, 0x02, b'h', b'i'], json!("hi"));
+    ok(&[0xdb, 0x00, 0x00, 0x00, 0x02, b'h', b'i'], json!("hi"));
+    ok(&[0x92, 0x01, 0xa1, b'a'], json!([1, "a"]));
+    ok(&[0xdc, 0x00, 0x01, 0x90], json!([[]]));
+    ok(&[0xdd, 0x00, 0x00, 0x00, 0x00], json!([]));
+    ok(
+        &[0x82, 0xa1, b'a', 0x01, 0xa1, b'b', 0x80],
+        json!({"a": 1, "b": {}}),
+    );
+    ok(&[0xde, 0x00, 0x01, 0xa1, b'a', 0xc0], json!({"a": null}));
+    ok(&[0xdf, 0x00, 0x00, 0x00, 0x00], json!({}));
+    // Later duplicate keys win.
+    ok(&[0x82, 0xa1, b'a', 0x01, 0xa1, b'a', 0x02], json!({"a": 2}));
+}
+
+#[test]
+fn values_without_a_json_form() {
+    // bin: an array of byte numbers.
+    assert_eq!(
+        argument(&[0xc4, 0x03, 0x01, 0x02, 0xff]),
+        Ok(json!([1, 2, 255]))
+    );
+    assert_eq!(argument(&[0xc5, 0x00, 0x00]), Ok(json!([])));
+    assert_eq!(
+        argument(&[0xc6, 0x00, 0x00, 0x00, 0x01, 0x07]),
+        Ok(json!([7]))
+    );
+    assert_eq!(
+        argument(&[0xc4, 0x05, 0x01]),
+        Err("arguments: the message ends early".into())
+    );
+    // Integer map keys become decimal text; other keys are errors.
+    assert_eq!(
+        argument(&[0x82, 0x01, 0xa1, b'a', 0xff, 0xc3]),
+        Ok(json!({"1": "a", "-1": true}))
+    );
+    assert_eq!(
+        argument(&[0x81, 0xc0, 0x01]),
+        Err("arguments: expected a map key that is a string or an integer, found nil".into())
+    );
+    assert!(argument(&[0x81, 0x90, 0x01]).is_err());
+    assert!(argument(&[0x81, 0xc4, 0x00, 0x01]).is_err());
+    // Timestamps (extension −1) as the RFC 3339 text `Date.toISOString()` writes.
+    let timestamp = |data: &[u8]| {
+        let mut bytes = match data.len() {
+            4 => vec![0xd6, 0xff],
+            8 => vec![0xd7, 0xff],
+            n => vec![0xc7, n as u8, 0xff],
+        };
+        bytes.extend_from_slice(data);
+        argument(&bytes)
+    };
+    assert_eq!(
+        timestamp(&[0, 0, 0, 0]),
+        Ok(json!("1970-01-01T00:00:00.000Z"))
+    );
+    assert_eq!(
+        timestamp(&1_700_000_000u32.to_be_bytes()),
+        Ok(json!("2023-11-14T22:13:20.000Z"))
+    );
+    assert_eq!(
+        timestamp(&951_782_400u32.to_be_bytes()),
+        Ok(json!("2000-02-29T00:00:00.000Z"))
+    );
+    // 64-bit: 30 bits of nanoseconds over 34 bits of seconds.
+    let ts64 =
+        |seconds: u64, nanoseconds: u64| timestamp(&((nanoseconds << 34) | seconds).to_be_bytes());
+    assert_eq!(
+        ts64(1_700_000_000, 123_000_000),
+        Ok(json!("2023-11-14T22:13:20.123Z"))
+    );
+    assert_eq!(
+        ts64(1_700_000_000, 123_456_000),
+        Ok(json!("2023-11-14T22:13:20.123456Z"))
+    );
+    assert_eq!(
+        ts64(1_700_000_000, 123_456_789),
+        Ok(json!("2023-11-14T22:13:20.123456789Z"))
+    );
+    assert_eq!(
+        ts64((1 << 34) - 1, 0),
+        Ok(json!("2514-05-30T01:53:03.000Z"))
+    );
+    assert!(ts64(0, 1_000_000_000).is_err());
+    // 96-bit: 32 bits of nanoseconds, then 64 signed bits of seconds.
+    let ts96 = |seconds: i64, nanoseconds: u32| {
+        let mut data = nanoseconds.to_be_bytes().to_vec();
+        data.extend_from_slice(&seconds.to_be_bytes());
+        timestamp(&data)
+    };
+    assert_eq!(ts96(-1, 500_000_000), Ok(json!("1969-12-31T23:59:59.500Z")));
+    assert_eq!(
+        ts96(253_402_300_799, 999_999_999),
+        Ok(json!("9999-12-31T23:59:59.999999999Z"))
+    );
+    assert_eq!(
+        ts96(-62_135_596_800, 0),
+        Ok(json!("0001-01-01T00:00:00.000Z"))
+    );
+    assert_eq!(
+        ts96(-62_167_219_200, 0),
+        Ok(json!("0000-01-01T00:00:00.000Z"))
+    );
+    assert!(ts96(-62_167_219_201, 0).is_err());
+    assert!(ts96(253_402_300_800, 0).is_err());
+    assert!(ts96(i64::MIN, 0).is_err());
+    assert!(ts96(i64::MAX, 0).is_err());
+    assert!(ts96(0, 1_000_000_000).is_err());
+    // What @msgpack/msgpack (the JS client's codec) writes for
+    // [new Date(1700000000123), new Date(1700000000000), new Uint8Array([1, 2, 255])].
+    assert_eq!(
+        argument(&[
+            0x93, 0xd7, 0xff, 0x1d, 0x53, 0x53, 0x00, 0x65, 0x53, 0xf1, 0x00, 0xd6, 0xff, 0x65,
+            0x53, 0xf1, 0x00, 0xc4, 0x03, 0x01, 0x02, 0xff,
+        ]),
+        Ok(json!([
+            "2023-11-14T22:13:20.123Z",
+            "2023-11-14T22:13:20.000Z",
+            [1, 2, 255]
+        ]))
+    );
+    // A timestamp of another size, and other extension types, are errors.
+    assert!(timestamp(&[0; 5]).is_err());
+    assert_eq!(
+        argument(&[0xd4, 0x01, 0x00]),
+        Err("arguments: the extension type 1 has no JSON form".into())
+    );
+    assert!(argument(&[0xc8, 0x00, 0x01, 0x05]).is_err());
+    assert!(argument(&[0xc9, 0x00, 0x00, 0x00, 0x00, 0x05]).is_err());
+    assert!(
+        argument(&[0xd8, 0x05, 0x00]).is_err(),
+        "fixext 16 cut short"
+    );
+    // The reserved byte.
+    assert_eq!(
+        argument(&[0xc1]),
+        Err("arguments: expected a value, found the reserved byte 0xc1".into())
+    );
+}
+
+#[test]
+fn nesting_is_limited() {
+    let nested = |depth: usize| {
+        let mut bytes = vec![0x91; depth];
+        bytes.push(0x01);
+        argument(&bytes)
+    };
+    assert!(nested(MAX_DEPTH).is_ok());
+    assert_eq!(
+        nested(MAX_DEPTH + 1),
+        Err("arguments: nested deeper than 128".into())
+    );
+    // Deep enough to overflow the stack without the limit, within the message size.
+    assert!(nested(30_000).is_err());
+    let mut maps = [0x81, 0xa0].repeat(MAX_DEPTH + 1);
+    maps.push(0xc0);
+    assert!(argument(&maps).is_err());
+}
+
+#[test]
+fn writing_values_in_their_smallest_encoding() {
+    let cases: Vec<(Value, &[u8])> = vec![
+        (json!(null), &[0xc0]),
+        (json!(true), &[0xc3]),
+        (json!(false), &[0xc2]),
+        (json!(0), &[0x00]),
+        (json!(127), &[0x7f]),
+        (json!(128), &[0xcc, 0x80]),
+        (json!(255), &[0xcc, 0xff]),
+        (json!(256), &[0xcd, 0x01, 0x00]),
+        (json!(65536), &[0xce, 0x00, 0x01, 0x00, 0x00]),
+        (json!(1u64 << 32), &[0xcf, 0, 0, 0, 1, 0, 0, 0, 0]),
+        (json!(-1), &[0xff]),
+        (json!(-32), &[0xe0]),
+        (json!(-33), &[0xd0, 0xdf]),
+        (json!(-129), &[0xd1, 0xff, 0x7f]),
+        (json!(-32769), &[0xd2, 0xff, 0xff, 0x7f, 0xff]),
+        (json!(i64::MIN), &[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]),
+        (json!(1.5), &[0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]),
+        (json!(""), &[0xa0]),
+        (json!("a".repeat(31)), &[0xbf]),
+        (json!("a".repeat(32)), &[0xd9, 0x20]),
+        (json!("a".repeat(256)), &[0xda, 0x01, 0x00]),
+        (json!([]), &[0x90]),
+        (json!([1, [2]]), &[0x92, 0x01, 0x91, 0x02]),
+        (json!({}), &[0x80]),
+        (
+            json!({"a": {"b": null}}),
+            &[0x81, 0xa1, b'a', 0x81, 0xa1, b'b', 0xc0],
+        ),
+    ];
+    for (value, start) in cases {
+        let bytes = written(value.clone());
+        assert!(bytes.starts_with(start), "{value}: {bytes:x?}");
+        // And they read back.
+        assert_eq!(argument(&bytes), Ok(value));
+    }
+    let array16: Vec<Value> = (0..16).map(Value::from).collect();
+    assert_eq!(written(json!(array16))[..3], [0xdc, 0x00, 0x10]);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// JSON values that survive a round trip exactly (floats do, in binary).
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,10}".prop_map(Value::from),
+            ".{30,40}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::vec(inner.clone(), 15..20).prop_map(Value::from),
+                prop::collection::btree_map(".{0,5}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn headers() -> impl Strategy<Value = Headers> {
+        prop::collection::btree_map(".{0,6}", ".{0,6}", 0..3)
+    }
+
+    fn hub_message() -> impl Strategy<Value = HubMessage> {
+        let id = "[a-zA-Z0-9-]{1,8}";
+        prop_oneof![
+            (
+                headers(),
+                prop::option::of(id),
+                ".{0,10}",
+                prop::collection::vec(value(), 0..4),
+                prop::collection::vec(id, 0..2)
+            )
+                .prop_map(|(headers, invocation_id, target, arguments, stream_ids)| {
+                    HubMessage::Invocation(Invocation {
+                        headers,
+                        invocation_id,
+                        target,
+                        arguments,
+                        stream_ids,
+                    })
+                }),
+            (
+                headers(),
+                id,
+                ".{0,10}",
+                prop::collection::vec(value(), 0..3),
+                prop::collection::vec(id, 0..2)
+            )
+                .prop_map(|(headers, id, target, arguments, stream_ids)| {
+                    HubMessage::StreamInvocation(Invocation {
+                        headers,
+                        invocation_id: Some(id),
+                        target,
+                        arguments,
+                        stream_ids,
+                    })
+                }),
+            (headers(), id, value()).prop_map(|(headers, invocation_id, item)| {
+                HubMessage::StreamItem(StreamItem {
+                    headers,
+                    invocation_id,
+                    item,
+                })
+            }),
+            (
+                headers(),
+                id,
+                prop_oneof![
+                    Just(Outcome::Void),
+                    value().prop_map(Outcome::Result),
+                    ".{0,10}".prop_map(Outcome::Error),
+                ]
+            )
+                .prop_map(|(headers, invocation_id, outcome)| {
+                    HubMessage::Completion(Completion {
+                        headers,
+                        invocation_id,
+                        outcome,
+                    })
+                }),
+            (headers(), id).prop_map(|(headers, invocation_id)| {
+                HubMessage::CancelInvocation {
+                    headers,
+                    invocation_id,
+                }
+            }),
+            Just(HubMessage::Ping),
+            (prop::option::of(".{0,10}"), any::<bool>()).prop_map(|(error, allow_reconnect)| {
+                HubMessage::Close(Close {
+                    error,
+                    allow_reconnect,
+                })
+            }),
+            any::<u64>().prop_map(|sequence_id| HubMessage::Ack { sequence_id }),
+            any::<u64>().prop_map(|sequence_id| HubMessage::Sequence { sequence_id }),
+        ]
+    }
+
+    /// Decode until the input runs out or an error stops it; every step consumes bytes.
+    fn decode_everything(bytes: &[u8], limit: usize) -> Result<Vec<HubMessage>, ProtocolError> {
+        let mut input = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        loop {
+            let before = input.len();
+            match MessagePackHubProtocol.decode(&mut input, limit)? {
+                Decoded::Incomplete => return Ok(out),
+                Decoded::Unknown => {}
+                Decoded::Message(m) => out.push(m),
+            }
+            assert!(input.len() < before, "a decoded message consumed nothing");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_everything(&bytes, 1024);
+        }
+
+        /// Random bodies behind a correct prefix reach the body parser.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            kind in 0u8..12,
+            length in 0u8..8,
+            body in prop::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut bytes = vec![0x90 | (length & 0x0f), kind];
+            bytes.extend_from_slice(&body);
+            let _ = decode_everything(&frame(&bytes), 1024);
+        }
+
+        /// Valid frames with one byte changed.
+        #[test]
+        fn corrupted_frames_never_panic(
+            m in hub_message(),
+            position in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = MessagePackHubProtocol.to_bytes(&m).to_vec();
+            let at = position.index(bytes.len());
+            bytes[at] = byte;
+            let _ = decode_everything(&bytes, LIMIT);
+        }
+
+        #[test]
+        fn messages_round_trip(messages in prop::collection::vec(hub_message(), 1..5)) {
+            let mut bytes = Vec::new();
+            for m in &messages {
+                MessagePackHubProtocol.encode_message(m, &mut bytes);
+            }
+            prop_assert_eq!(decode_everything(&bytes, usize::MAX).unwrap(), messages);
+        }
+
+        #[test]
+        fn fan_out_invocations_round_trip(
+            target in ".{0,10}",
+            arguments in prop::collection::vec(value(), 0..4),
+        ) {
+            let bytes = MessagePackHubProtocol
+                .encode(&Broadcast::new(target.clone(), arguments.clone()))
+                .unwrap();
+            prop_assert_eq!(
+                decode_everything(&bytes, usize::MAX).unwrap(),
+                vec![HubMessage::Invocation(Invocation {
+                    headers: Headers::new(),
+                    invocation_id: None,
+                    target,
+                    arguments,
+                    stream_ids: vec![],
+                })]
+            );
+        }
+    }
+}

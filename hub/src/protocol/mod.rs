@@ -1,0 +1,72 @@
+//! Hub protocols: pure codecs between bytes and [`HubMessage`]s. No I/O here.
+
+mod json;
+mod message;
+mod messagepack;
+#[cfg(test)]
+mod proptests;
+mod text_record;
+
+pub use json::JsonHubProtocol;
+pub use message::{Close, Completion, Headers, HubMessage, Invocation, Outcome, StreamItem};
+pub use messagepack::MessagePackHubProtocol;
+pub(crate) use text_record::{find_record, RECORD_SEPARATOR};
+
+use crate::broadcast::Encoder;
+use bytes::{Bytes, BytesMut};
+use negotiate::TransferFormat;
+use serde_json::Value;
+
+/// A connection-fatal protocol error: the connection gets a `Close` carrying the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("The maximum message size of {limit}B was exceeded.")]
+    MessageTooLarge { limit: usize },
+    #[error("Error reading JSON: {0}")]
+    Json(String),
+    #[error("Message is not a JSON object.")]
+    NotAnObject,
+    #[error("Missing required property '{0}'.")]
+    MissingProperty(&'static str),
+    #[error("Invalid payload for '{0}'.")]
+    InvalidProperty(&'static str),
+    #[error("The 'error' and 'result' properties are mutually exclusive.")]
+    ErrorAndResult,
+    #[error("Text frames must be valid UTF-8.")]
+    InvalidUtf8,
+    #[error("Error reading MessagePack: {0}")]
+    MessagePack(String),
+}
+
+/// The outcome of looking at the front of a connection's input.
+#[derive(Debug, PartialEq)]
+pub enum Decoded {
+    Message(HubMessage),
+    /// A whole message of a type this protocol version does not know: skipped, as .NET does.
+    Unknown,
+    /// No whole message yet.
+    Incomplete,
+}
+
+/// A hub protocol (`json`, `messagepack`). Implementations are stateless and shared.
+pub trait HubProtocol: Encoder + Send + Sync + 'static {
+    /// The name clients put in the handshake.
+    fn name(&self) -> &'static str;
+    /// The highest version of it this server speaks.
+    fn version(&self) -> u32;
+    fn transfer_format(&self) -> TransferFormat;
+    /// Take one message off the front of `input` if a whole one is there. Messages larger than
+    /// `limit` bytes are errors, also before they are complete.
+    fn decode(&self, input: &mut BytesMut, limit: usize) -> Result<Decoded, ProtocolError>;
+    /// Append one framed message to `out`.
+    fn encode_message(&self, message: &HubMessage, out: &mut Vec<u8>);
+    /// Append one framed Invocation built from borrowed parts (the fan-out path: no copies of
+    /// the arguments).
+    fn encode_invocation(&self, target: &str, arguments: &[Value], out: &mut Vec<u8>);
+
+    fn to_bytes(&self, message: &HubMessage) -> Bytes {
+        let mut out = Vec::with_capacity(64);
+        self.encode_message(message, &mut out);
+        Bytes::from(out)
+    }
+}

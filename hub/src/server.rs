@@ -1,0 +1,168 @@
+//! A SignalR hub server: the application's methods, the protocols it speaks and its group
+//! tables, served on a [`negotiate`] endpoint.
+
+use crate::connection;
+use crate::dispatch::HubMethods;
+use crate::lifetime::{LifetimeManager, LocalLifetimeManager};
+use crate::options::HubOptions;
+use crate::protocol::{HubProtocol, JsonHubProtocol};
+use negotiate::{ConnectionHandler, ConnectionOptions, Credentials, Identity, RandomId, Rejection};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+type Authenticator = dyn Fn(&Credentials) -> Result<Identity, Rejection> + Send + Sync;
+type DisconnectHook = dyn Fn(&RandomId) + Send + Sync;
+type ConnectionInfo =
+    dyn Fn(&Credentials, &http::HeaderMap) -> Result<serde_json::Value, Rejection> + Send + Sync;
+
+pub(crate) struct Shared {
+    pub methods: HubMethods,
+    pub lifetime: Arc<dyn LifetimeManager>,
+    pub options: HubOptions,
+    pub protocols: Vec<Arc<dyn HubProtocol>>,
+    pub shutdown: CancellationToken,
+    authenticate: Box<Authenticator>,
+    pub on_disconnect: Vec<Box<DisconnectHook>>,
+    connection_info: Option<Box<ConnectionInfo>>,
+}
+
+/// Cheap to clone: clones share one server.
+#[derive(Clone)]
+pub struct HubServer {
+    shared: Arc<Shared>,
+}
+
+pub struct HubServerBuilder {
+    methods: HubMethods,
+    lifetime: Option<Arc<dyn LifetimeManager>>,
+    options: HubOptions,
+    protocols: Vec<Arc<dyn HubProtocol>>,
+    authenticate: Box<Authenticator>,
+    on_disconnect: Vec<Box<DisconnectHook>>,
+    connection_info: Option<Box<ConnectionInfo>>,
+}
+
+impl HubServerBuilder {
+    /// Answer `GET {hub}` without `id` with `{ "url", "accessToken" }` (the older
+    /// Azure-style redirect some clients still follow).
+    pub fn connection_info(
+        mut self,
+        info: impl Fn(&Credentials, &http::HeaderMap) -> Result<serde_json::Value, Rejection>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.connection_info = Some(Box::new(info));
+        self
+    }
+
+    /// Run `hook` after a hub connection ended and left its groups (per-connection state the
+    /// application keeps elsewhere, such as subscriptions, is released here).
+    pub fn on_disconnect(mut self, hook: impl Fn(&RandomId) + Send + Sync + 'static) -> Self {
+        self.on_disconnect.push(Box::new(hook));
+        self
+    }
+
+    pub fn options(mut self, options: HubOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Replace the in-process group tables (a backplane).
+    pub fn lifetime_manager(mut self, lifetime: Arc<dyn LifetimeManager>) -> Self {
+        self.lifetime = Some(lifetime);
+        self
+    }
+
+    /// Add a hub protocol beside `json`.
+    pub fn protocol(mut self, protocol: Arc<dyn HubProtocol>) -> Self {
+        self.protocols.push(protocol);
+        self
+    }
+
+    /// Judge the credentials of new connections; by default everyone is anonymous.
+    pub fn authenticate(
+        mut self,
+        authenticate: impl Fn(&Credentials) -> Result<Identity, Rejection> + Send + Sync + 'static,
+    ) -> Self {
+        self.authenticate = Box::new(authenticate);
+        self
+    }
+
+    pub fn build(self) -> HubServer {
+        HubServer {
+            shared: Arc::new(Shared {
+                methods: self.methods,
+                lifetime: self
+                    .lifetime
+                    .unwrap_or_else(|| Arc::new(LocalLifetimeManager::new())),
+                options: self.options,
+                protocols: self.protocols,
+                shutdown: CancellationToken::new(),
+                authenticate: self.authenticate,
+                on_disconnect: self.on_disconnect,
+                connection_info: self.connection_info,
+            }),
+        }
+    }
+}
+
+impl HubServer {
+    pub fn builder(methods: HubMethods) -> HubServerBuilder {
+        HubServerBuilder {
+            methods,
+            lifetime: None,
+            options: HubOptions::default(),
+            protocols: vec![Arc::new(JsonHubProtocol)],
+            authenticate: Box::new(|_| Ok(Identity::anonymous())),
+            on_disconnect: Vec::new(),
+            connection_info: None,
+        }
+    }
+
+    pub fn lifetime(&self) -> &Arc<dyn LifetimeManager> {
+        &self.shared.lifetime
+    }
+
+    /// The routes to nest at the hub's path.
+    pub fn endpoint(&self, options: ConnectionOptions) -> axum::Router {
+        negotiate::endpoint(Arc::new(self.clone()), options)
+    }
+
+    /// Ask every connection to close with `allowReconnect: true` (clients with automatic
+    /// reconnect come back to another instance), then wait up to `grace` for them to go.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shared.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.shared.lifetime.connection_count() > 0 && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl ConnectionHandler for HubServer {
+    fn authenticate(&self, credentials: &Credentials) -> Result<Identity, Rejection> {
+        (self.shared.authenticate)(credentials)
+    }
+
+    fn connection_info(
+        &self,
+        credentials: &Credentials,
+        headers: &http::HeaderMap,
+    ) -> Option<Result<serde_json::Value, Rejection>> {
+        self.shared
+            .connection_info
+            .as_ref()
+            .map(|info| info(credentials, headers))
+    }
+
+    fn on_connected(
+        &self,
+        connection: negotiate::TransportConnection,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        connection::run(self.shared.clone(), connection)
+    }
+}
