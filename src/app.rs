@@ -1,0 +1,276 @@
+//! The HTTP application: routes, CORS and the hub, assembled from the config.
+
+use crate::api_error::ApiError;
+use crate::auth::Authenticator;
+use crate::channels::{self, Channels};
+use crate::channels_rest::{self, ChannelsApi};
+use crate::collections::{
+    self,
+    feed::ChangeFeed,
+    filter::Dialect,
+    listen::{Subscriber, Subscriptions},
+    schema::{Schema, SchemaError},
+    service::Collections,
+    store::{self, SharedStore, StoreError},
+};
+use crate::config::Config;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hub::protocol::MessagePackHubProtocol;
+use hub::{HubMethods, HubOptions, HubServer};
+use hub::{LifetimeManager, LocalLifetimeManager};
+use negotiate::ConnectionOptions;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+/// Largest WebSocket message or POST body: a client's batch of queued hub messages.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// The path every SignalR client is pointed at.
+pub const SIGNALR_PATH: &str = "/api/_rt/signalr";
+
+pub struct App {
+    pub router: Router,
+    pub hub: HubServer,
+    /// Stops the background work (the change feed) on shutdown.
+    pub background: CancellationToken,
+}
+
+/// Why the application could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("authentication settings: {0}")]
+    Auth(#[from] crate::auth::AuthConfigError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("database {url}: {source}")]
+    Store { url: String, source: StoreError },
+}
+
+pub async fn build(config: &Config) -> Result<App, BuildError> {
+    let auth = Authenticator::new(config.auth.clone())?;
+    let schema = Arc::new(match &config.schema {
+        Some(path) => Schema::load(path)?,
+        None => Schema::example(),
+    });
+    let names: Vec<String> = schema.collections().map(|c| c.name.clone()).collect();
+    let store_error = |source| BuildError::Store {
+        url: redact_url(&config.database),
+        source,
+    };
+    let store = store::open(&config.database).await.map_err(store_error)?;
+    store.prepare(&names).await.map_err(store_error)?;
+    let dialect = if config.database.starts_with("postgres") {
+        Dialect::Postgres
+    } else {
+        Dialect::Sqlite
+    };
+
+    let lifetime: Arc<dyn LifetimeManager> = Arc::new(LocalLifetimeManager::new());
+    let subscriptions = Arc::new(Subscriptions::default());
+    let lookups = schema
+        .collections()
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.lookups().map(|(name, _)| name.to_owned()).collect(),
+            )
+        })
+        .collect();
+    let feed = ChangeFeed::new(
+        store.clone(),
+        subscriptions.clone(),
+        lifetime.clone(),
+        lookups,
+    );
+    let background = CancellationToken::new();
+    // Deliver what is committed from now on (older changes are StreamChanges' replay): read
+    // before serving, so a change written right after start-up is never behind the start.
+    let start = store.last_seq().await.map_err(store_error)?;
+    feed.spawn(start, config.change_retention, background.clone());
+    let collections = Arc::new(Collections {
+        schema: schema.clone(),
+        store: store.clone(),
+        dialect,
+        feed,
+        lifetime: lifetime.clone(),
+        auth: auth.clone(),
+        max_body_bytes: config.max_body_bytes,
+    });
+
+    let channels = Channels::new(&config.api_name).with_entities(names);
+    let methods = channels::hub_methods(channels.clone(), HubMethods::new());
+    let methods = collections::hub_methods::hub_methods(collections.clone(), methods);
+    let s = &config.signalr;
+    let hub_auth = auth.clone();
+    let info_auth = auth.clone();
+    let public_url = config.public_url.clone();
+    let hub = HubServer::builder(methods)
+        .connection_info(move |credentials, headers| {
+            let identity = info_auth.identify(credentials)?;
+            let base = match &public_url {
+                Some(url) => url.clone(),
+                None => request_origin(headers),
+            };
+            Ok(json!({
+                "url": format!("{base}{SIGNALR_PATH}"),
+                "accessToken": info_auth.connection_token(&identity),
+            }))
+        })
+        .protocol(Arc::new(MessagePackHubProtocol))
+        .lifetime_manager(lifetime)
+        .on_disconnect(move |id| subscriptions.forget(&Subscriber::Connection(id.as_arc().clone())))
+        .authenticate(move |credentials| hub_auth.identify(credentials))
+        .options(HubOptions {
+            keep_alive: s.keep_alive,
+            client_timeout: s.client_timeout,
+            handshake_timeout: s.handshake_timeout,
+            max_message_bytes: s.max_message_bytes,
+        })
+        .build();
+    let connection_options = ConnectionOptions {
+        disconnect_timeout: s.disconnect_timeout,
+        long_poll_timeout: s.long_poll,
+        allow_stateful_reconnect: s.stateful_reconnect,
+        max_outbound_queue_bytes: s.max_outbound_queue_bytes,
+        // Clients batch everything they have queued into one WebSocket message or POST (the
+        // JS client sends megabytes at once after a burst), so the transport takes large
+        // batches; the hub enforces the per-message limit with a clear error.
+        max_websocket_message_bytes: MAX_BATCH_BYTES.max(s.max_message_bytes * 4),
+        max_send_bytes: MAX_BATCH_BYTES.max(s.max_message_bytes * 4),
+        ..ConnectionOptions::default()
+    };
+    let channels_api = Arc::new(ChannelsApi {
+        channels,
+        lifetime: hub.lifetime().clone(),
+        auth: auth.clone(),
+    });
+    let mut router = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(ready).with_state(store))
+        .route("/api/_auth", post(service_account_token).with_state(auth))
+        .nest(SIGNALR_PATH, hub.endpoint(connection_options))
+        .merge(channels_rest::routes(channels_api))
+        .merge(collections::rest::routes(collections))
+        .layer(TraceLayer::new_for_http());
+    if let Some(cors) = cors(&config.cors_origins) {
+        router = router.layer(cors);
+    }
+    Ok(App {
+        router,
+        hub,
+        background,
+    })
+}
+
+/// `/readyz`: the database answers.
+async fn ready(State(store): State<SharedStore>) -> Response {
+    match store.ping().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "reason": "database" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `scheme://host` of a request, as the client addressed it.
+fn request_origin(headers: &axum::http::HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = header("x-forwarded-proto").unwrap_or("http");
+    let host = header("x-forwarded-host")
+        .or_else(|| header("host"))
+        .unwrap_or("127.0.0.1");
+    format!("{scheme}://{host}")
+}
+
+/// A database URL for messages: without its password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceAccountLogin {
+    authority: String,
+    client_id: String,
+    client_secret: String,
+}
+
+/// `POST /api/_auth {authority: "serviceaccount", clientId, clientSecret}` → `{token}`.
+async fn service_account_token(
+    State(auth): State<Authenticator>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let login: ServiceAccountLogin = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid body: {e}")))?;
+    if login.authority != "serviceaccount" {
+        return Err(ApiError::bad_request("authority must be 'serviceaccount'."));
+    }
+    let token = auth
+        .service_token(&login.client_id, &login.client_secret)
+        .ok_or_else(|| ApiError::unauthorized("Invalid client id or secret."))?;
+    Ok(Json(json!({ "token": token })))
+}
+
+/// Browsers send credentials by default with `@microsoft/signalr`, so the exact origin is
+/// echoed (never `*`) and credentials allowed.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| match HeaderValue::from_str(o.trim_end_matches('/')) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(origin = %o, "ignored an invalid CORS origin");
+                None
+            }
+        })
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                HeaderName::from_static("x-requested-with"),
+                HeaderName::from_static("x-signalr-user-agent"),
+                HeaderName::from_static("x-apikey"),
+            ]),
+    )
+}

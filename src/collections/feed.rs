@@ -1,0 +1,179 @@
+//! The change feed of this process: reads the change log in `seq` order and hands each change
+//! to the subscriptions it matches.
+//!
+//! Woken by this process's own writes, by other processes' (PostgreSQL `LISTEN`) and once a
+//! second regardless; each wake-up reads everything after the last `seq` delivered, so a lost
+//! wake-up costs at most a second and never a change.
+
+use super::listen::{Subscriber, Subscriptions};
+use super::store::{timestamp, Change, SharedStore};
+use hub::{Broadcast, LifetimeManager};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Changes read per query.
+const BATCH: i64 = 500;
+/// The safety net for lost wake-ups, and the pace at which orphaned changes (written by a
+/// process that died before numbering them) get numbered.
+const TICK: Duration = Duration::from_secs(1);
+/// How often old changes are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+pub struct ChangeFeed {
+    store: SharedStore,
+    subscriptions: Arc<Subscriptions>,
+    lifetime: Arc<dyn LifetimeManager>,
+    /// Lookup property names by collection, for `lookupIds` filters.
+    lookups: HashMap<String, Vec<String>>,
+    local_writes: Notify,
+}
+
+/// The `change` message every protocol carries (PRODUCT.md section 5).
+pub fn change_payload(change: &Change) -> serde_json::Value {
+    json!({
+        "collection": change.collection,
+        "operation": change.operation,
+        "id": change.id,
+        "data": change.data,
+        "seq": change.seq,
+        "ts": timestamp(&change.ts),
+    })
+}
+
+impl ChangeFeed {
+    pub fn new(
+        store: SharedStore,
+        subscriptions: Arc<Subscriptions>,
+        lifetime: Arc<dyn LifetimeManager>,
+        lookups: HashMap<String, Vec<String>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            subscriptions,
+            lifetime,
+            lookups,
+            local_writes: Notify::new(),
+        })
+    }
+
+    pub fn subscriptions(&self) -> &Arc<Subscriptions> {
+        &self.subscriptions
+    }
+
+    pub fn lookups(&self, collection: &str) -> &[String] {
+        self.lookups.get(collection).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    /// This process committed a write.
+    pub fn wrote(&self) {
+        self.local_writes.notify_one();
+    }
+
+    /// Deliver every change after `start` until `shutdown`; prune changes older than
+    /// `retention`. `start` is read before the server takes requests (see
+    /// [`super::store::Store::last_seq`]), so no change acknowledged by this server is skipped.
+    pub fn spawn(self: &Arc<Self>, start: i64, retention: Duration, shutdown: CancellationToken) {
+        let feed = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { feed.run(start, stop).await });
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                let cutoff = chrono::Utc::now()
+                    - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+                match store.prune_changes(cutoff).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "pruned old changes"),
+                    Err(error) => tracing::warn!(%error, "could not prune old changes"),
+                }
+            }
+        });
+    }
+
+    async fn run(self: Arc<Self>, mut last: i64, shutdown: CancellationToken) {
+        let mut remote = self.store.change_notifications();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let number = tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.local_writes.notified() => true,
+                changed = async {
+                    match remote.as_mut() {
+                        Some(remote) => remote.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if changed.is_err() {
+                        remote = None;
+                    }
+                    false
+                }
+                _ = tick.tick() => true,
+            };
+            if number {
+                if let Err(error) = self.store.sequence_changes().await {
+                    tracing::warn!(%error, "change feed: numbering changes failed");
+                }
+            }
+            last = self.deliver_after(last).await;
+        }
+    }
+
+    /// Deliver every numbered change after `last`; the new last.
+    async fn deliver_after(&self, mut last: i64) -> i64 {
+        loop {
+            match self.store.changes_after(last, BATCH).await {
+                Ok(batch) => {
+                    let full = batch.len() as i64 == BATCH;
+                    for change in batch {
+                        last = change.seq;
+                        self.deliver(Arc::new(change)).await;
+                    }
+                    if !full {
+                        return last;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "change feed: reading the change log failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return last;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, change: Arc<Change>) {
+        let subscribers = self
+            .subscriptions
+            .matching(&change, self.lookups(&change.collection));
+        let mut connections = Vec::new();
+        for subscriber in subscribers {
+            match subscriber {
+                Subscriber::Connection(id) => connections.push(id),
+                Subscriber::Stream(id) => {
+                    if !self.subscriptions.push_to_stream(id, &change) {
+                        tracing::debug!(stream = id, "a change stream fell behind or ended");
+                    }
+                }
+            }
+        }
+        if !connections.is_empty() {
+            let message = Broadcast::new("change", vec![change_payload(&change)]);
+            self.lifetime.send_connections(&connections, &message).await;
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Collections: the schema, the filter language, the store, the change feed, and the REST and
+//! hub surfaces over them.
+
+pub mod feed;
+pub mod filter;
+pub mod hub_methods;
+pub mod listen;
+pub mod rest;
+pub mod schema;
+pub mod service;
+pub mod store;

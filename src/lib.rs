@@ -1,0 +1,15 @@
+//! rthub: a self-hosted realtime backend. Clients talk to each other through channels over
+//! ASP.NET Core SignalR; the `hub` and `negotiate` crates carry the protocol.
+
+pub mod api_error;
+pub mod app;
+pub mod auth;
+pub mod channels;
+pub mod channels_rest;
+pub mod collections;
+pub mod config;
+pub mod logging;
+pub mod server;
+
+pub use config::{Cli, Config};
+pub use server::{RunningServer, ServerError};
