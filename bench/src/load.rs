@@ -1,0 +1,307 @@
+//! Open-loop load and what it measured.
+//!
+//! Every message carries its *intended* send time, so a loader that falls behind schedule shows
+//! up as latency instead of silently sending slower (no coordinated omission). One histogram
+//! per loader process; the loader's own CPU is watched and a run where it was the bottleneck is
+//! marked invalid rather than reported.
+
+use crate::client::{now_nanos, payload, stamps, Dialect, Socket};
+use crate::procfs::CpuWindow;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The loader may use at most this share of its core, or the run measured the loader.
+pub const LOADER_CPU_GATE: f64 = 0.70;
+
+/// How long a run waits for the last deliveries after the last send.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Timing of one run: an unrecorded warm-up, then the recorded window.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub warmup: Duration,
+    pub recorded: Duration,
+}
+
+/// Latencies and delivery counts, shared by every reader task of one run.
+pub struct Recorder {
+    inner: Mutex<RecorderInner>,
+    /// Messages stamped before this (warm-up) are not recorded.
+    pub record_from: AtomicU64,
+    /// Deliveries the recorded sends should produce.
+    pub expected: AtomicU64,
+}
+
+struct RecorderInner {
+    histogram: Histogram<u64>,
+    delivered: u64,
+    last_delivery: u64,
+}
+
+impl Recorder {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(RecorderInner {
+                // Microseconds from 1 µs to 10 min, 3 significant digits: a few hundred KB.
+                histogram: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+                delivered: 0,
+                last_delivery: 0,
+            }),
+            record_from: AtomicU64::new(u64::MAX),
+            expected: AtomicU64::new(0),
+        })
+    }
+
+    /// Records every stamp in a frame received now.
+    pub fn frame(&self, frame: &[u8]) {
+        let from = self.record_from.load(Ordering::Relaxed);
+        let now = now_nanos();
+        let mut inner = self.inner.lock().expect("recorder");
+        for stamp in stamps(frame).filter(|&s| s >= from) {
+            let micros = (now.saturating_sub(stamp) / 1_000).max(1);
+            let _ = inner.histogram.record(micros);
+            inner.delivered += 1;
+            inner.last_delivery = now;
+        }
+    }
+
+    fn delivered(&self) -> u64 {
+        self.inner.lock().expect("recorder").delivered
+    }
+}
+
+/// What one run measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Measured {
+    pub offered_per_s: f64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub delivered_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub server_user_us_per_delivery: f64,
+    pub server_system_us_per_delivery: f64,
+    pub server_cpu_share: f64,
+    pub loader_cpu_share: f64,
+    pub valid: bool,
+    pub invalid_because: Vec<String>,
+}
+
+/// Watches the server and the loader over the recorded window.
+pub struct Watch {
+    server: CpuWindow,
+    loader: CpuWindow,
+    started_ns: u64,
+}
+
+impl Watch {
+    pub fn start(server_pid: u32) -> Self {
+        Self {
+            server: CpuWindow::start(server_pid),
+            loader: CpuWindow::start(std::process::id()),
+            started_ns: now_nanos(),
+        }
+    }
+
+    /// Waits for the deliveries still in flight, then turns counts into figures and gates.
+    pub async fn finish(self, recorder: &Recorder, offered_per_s: f64) -> Measured {
+        let expected = recorder.expected.load(Ordering::Relaxed);
+        let deadline = Instant::now() + DRAIN;
+        while recorder.delivered() < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (server, server_share) = self.server.finish();
+        let (_, loader_share) = self.loader.finish();
+        let inner = recorder.inner.lock().expect("recorder");
+        let delivered = inner.delivered;
+        let span_s = (inner.last_delivery.saturating_sub(self.started_ns)) as f64 / 1e9;
+        let ms = |q: f64| inner.histogram.value_at_quantile(q) as f64 / 1000.0;
+        let per_delivery = |s: f64| s * 1e6 / delivered.max(1) as f64;
+        let mut invalid_because = Vec::new();
+        if delivered < expected {
+            invalid_because.push(format!(
+                "{} of {expected} deliveries missing",
+                expected - delivered
+            ));
+        }
+        if loader_share > LOADER_CPU_GATE {
+            invalid_because.push(format!(
+                "loader used {:.0} % of its core (gate {:.0} %)",
+                loader_share * 100.0,
+                LOADER_CPU_GATE * 100.0
+            ));
+        }
+        if expected == 0 {
+            invalid_because.push("nothing was sent".into());
+        }
+        Measured {
+            offered_per_s,
+            expected,
+            delivered,
+            delivered_per_s: if span_s > 0.0 {
+                delivered as f64 / span_s
+            } else {
+                0.0
+            },
+            p50_ms: ms(0.50),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: inner.histogram.max() as f64 / 1000.0,
+            server_user_us_per_delivery: per_delivery(server.user),
+            server_system_us_per_delivery: per_delivery(server.system),
+            server_cpu_share: server_share,
+            loader_cpu_share: loader_share,
+            valid: invalid_because.is_empty(),
+            invalid_because,
+        }
+    }
+}
+
+/// Reads a subscriber's frames into the recorder until the connection ends.
+pub async fn read_deliveries(mut socket: Socket, dialect: Dialect, recorder: Arc<Recorder>) {
+    while let Some(Ok(message)) = socket.next().await {
+        let data: &[u8] = match &message {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(bytes) => bytes,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        if let Some(reply) = dialect.keep_alive_reply(data) {
+            if socket.send(reply).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        recorder.frame(data);
+    }
+}
+
+/// The schedule of an open-loop sender: message `i` is due at `start + i / rate`.
+pub struct Schedule {
+    start: Instant,
+    wall_start: SystemTime,
+    interval: Duration,
+    warmup_messages: u64,
+    total_messages: u64,
+}
+
+impl Schedule {
+    /// `phase` (0..1) staggers senders that share a rate so they don't fire in lockstep.
+    pub fn new(rate: f64, window: Window, phase: f64) -> Self {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let lead = Duration::from_millis(50) + interval.mul_f64(phase);
+        Self {
+            start: Instant::now() + lead,
+            wall_start: SystemTime::now() + lead,
+            interval,
+            warmup_messages: (window.warmup.as_secs_f64() * rate).round() as u64,
+            total_messages: ((window.warmup + window.recorded).as_secs_f64() * rate).round() as u64,
+        }
+    }
+
+    /// The wall-clock time (in ns) from which messages are recorded.
+    pub fn record_from_ns(&self) -> u64 {
+        let at = self.wall_start + self.interval * self.warmup_messages as u32;
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64
+    }
+
+    pub fn recorded_messages(&self) -> u64 {
+        self.total_messages - self.warmup_messages
+    }
+
+    /// The messages of the schedule in due batches.
+    pub fn batches(&self) -> Batches<'_> {
+        Batches {
+            schedule: self,
+            next: 0,
+        }
+    }
+}
+
+/// Walks a schedule: each call waits for the next due message and returns it with any others
+/// already due (several when the sender fell behind).
+pub struct Batches<'a> {
+    schedule: &'a Schedule,
+    next: u64,
+}
+
+/// Payloads due now; `starts_recording` marks the batch holding the first recorded message.
+pub struct Batch {
+    pub payloads: Vec<String>,
+    pub starts_recording: bool,
+}
+
+impl Batches<'_> {
+    pub async fn next(&mut self) -> Option<Batch> {
+        let s = self.schedule;
+        if self.next >= s.total_messages {
+            return None;
+        }
+        tokio::time::sleep_until(s.start + s.interval * self.next as u32).await;
+        let now = Instant::now();
+        let mut batch = Batch {
+            payloads: Vec::new(),
+            starts_recording: false,
+        };
+        while self.next < s.total_messages && s.start + s.interval * self.next as u32 <= now {
+            batch.starts_recording |= self.next == s.warmup_messages;
+            batch
+                .payloads
+                .push(payload(s.wall_start + s.interval * self.next as u32));
+            self.next += 1;
+        }
+        Some(batch)
+    }
+}
+
+/// Sends each due batch on a WebSocket with one flush.
+pub async fn send_batch(
+    sink: &mut SplitSink<Socket, Message>,
+    frames: impl IntoIterator<Item = Message>,
+) -> bool {
+    for frame in frames {
+        if sink.feed(frame).await.is_err() {
+            return false;
+        }
+    }
+    sink.flush().await.is_ok()
+}
+
+/// Holds an idle connection open the way a real client does: reads what arrives, answers
+/// Engine.IO pings, and sends a SignalR Ping every 10 s (servers such as aiosignalr close a
+/// silent client after 30 s; the official clients ping every 15 s).
+pub async fn keep_idle(socket: Socket, dialect: Dialect) {
+    let (mut sink, mut source) = socket.split();
+    let mut ticks = tokio::time::interval(Duration::from_secs(10));
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            frame = source.next() => {
+                let Some(Ok(message)) = frame else { return };
+                if let Some(reply) = dialect.keep_alive_reply(message.into_data().as_ref()) {
+                    if sink.send(reply).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            _ = ticks.tick() => {
+                if let Some(ping) = dialect.ping() {
+                    if sink.send(ping).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

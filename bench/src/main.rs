@@ -1,0 +1,425 @@
+//! `rthub-bench`: rthub's benchmark suite in one command.
+//!
+//! `rthub-bench run` starts every server under test as a fresh process pinned to CPU 0 —
+//! the protocol-free ceiling, Node `ws`, Socket.IO, aiosignalr and rthub — interleaved step by
+//! step, drives each from this process (pinned to CPU 1) with open-loop load, and writes
+//! `bench/results/<date>.{json,md,svg}`. `rthub-bench ceiling` is the ceiling server itself.
+//! `scripts/bench` builds, installs the peers and runs it; see docs/BENCHMARKS.md.
+
+mod ceiling;
+mod client;
+mod load;
+mod procfs;
+mod report;
+mod scenarios;
+mod servers;
+
+use clap::{Parser, Subcommand};
+use load::Window;
+use report::{Figures, Machine, Report, Row};
+use scenarios::Runner;
+use servers::{Paths, Subject};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(version, about = "rthub's benchmark suite")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the protocol-free fan-out ceiling server.
+    Ceiling {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Runs the suite and writes the report.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Tiny sizes and short windows: checks that every scenario runs and its validity gates
+    /// hold; its figures say nothing about speed.
+    #[arg(long)]
+    smoke: bool,
+    /// Rounds of every step (the report gives the median of valid rounds).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Scenarios to run (comma-separated): s1, s3, s4, s6, s7.
+    #[arg(long, value_delimiter = ',', default_value = "s1,s3,s4,s6,s7")]
+    only: Vec<String>,
+    /// The rthub binary under test.
+    #[arg(long, default_value = "target/release/rthub")]
+    rthub: PathBuf,
+    /// PostgreSQL admin URL for S7 (a fresh database is created per run).
+    #[arg(
+        long,
+        env = "RTHUB_BENCH_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres: String,
+    /// Where the report goes.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+/// The steps of each scenario, by mode.
+struct Plan {
+    window: Window,
+    idle: Vec<usize>,
+    echo: (usize, f64),
+    fanout: Vec<(usize, Vec<f64>)>,
+    rest: Vec<(usize, Vec<f64>)>,
+    changes: Vec<(usize, Vec<f64>)>,
+    write_path_secs: u64,
+}
+
+impl Plan {
+    fn new(smoke: bool) -> Self {
+        if smoke {
+            Plan {
+                window: Window {
+                    warmup: Duration::from_millis(300),
+                    recorded: Duration::from_secs(1),
+                },
+                idle: vec![50],
+                echo: (10, 10.0),
+                fanout: vec![(10, vec![50.0])],
+                rest: vec![(5, vec![50.0])],
+                changes: vec![(5, vec![20.0])],
+                write_path_secs: 1,
+            }
+        } else {
+            Plan {
+                window: Window {
+                    warmup: Duration::from_secs(1),
+                    recorded: Duration::from_secs(5),
+                },
+                idle: vec![1_000, 10_000],
+                echo: (1_000, 10.0),
+                fanout: vec![
+                    (100, vec![100.0, 1_000.0, 2_000.0, 3_000.0]),
+                    (1_000, vec![10.0, 100.0, 200.0]),
+                ],
+                rest: vec![(10, vec![1_000.0, 5_000.0]), (1_000, vec![100.0])],
+                changes: vec![(100, vec![100.0, 1_000.0])],
+                write_path_secs: 5,
+            }
+        }
+    }
+}
+
+/// Interleaved order: ceiling → peer → rthub → peer → rthub → peer.
+const ORDER: [Subject; 6] = [
+    Subject::Ceiling,
+    Subject::NodeWs,
+    Subject::RthubJson,
+    Subject::SocketIo,
+    Subject::RthubMsgpack,
+    Subject::Aiosignalr,
+];
+
+/// A step too slow to matter: higher rates for that server are skipped.
+fn collapsed(figures: &Figures) -> bool {
+    match figures {
+        Figures::Load(m) => m.p99_ms > 2_000.0 || (m.expected > 0 && m.delivered * 2 < m.expected),
+        _ => false,
+    }
+}
+
+fn installed(subject: Subject, paths: &Paths) -> Result<(), String> {
+    let peers = paths.root.join("bench/peers");
+    let missing = match subject {
+        Subject::NodeWs | Subject::SocketIo => !peers.join("node_modules").exists(),
+        Subject::Aiosignalr => !peers.join(".venv/bin/python").exists(),
+        Subject::RthubJson | Subject::RthubMsgpack => !paths.rthub.exists(),
+        Subject::Ceiling => false,
+    };
+    if missing {
+        Err(format!(
+            "{} is not installed (run scripts/bench, or bench/peers/install)",
+            subject.label()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let root = std::env::current_dir()?;
+    let date = today();
+    let paths = Paths {
+        root: root.clone(),
+        rthub: args.rthub.clone(),
+        logs: root.join("bench/results/tmp"),
+    };
+    let fd_limit = procfs::raise_fd_limit();
+    let pinned = procfs::cpus() >= 2 && procfs::pin_self_to(1);
+    let runner = Runner {
+        paths: paths.clone(),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?,
+    };
+    let plan = Plan::new(args.smoke);
+    let wants = |s: &str| args.only.iter().any(|o| o.eq_ignore_ascii_case(s));
+    let mut notes = vec![format!(
+        "Open files limit {fd_limit}; payload 64 B; each run {} s warm-up + {} s recorded; latency from the intended send time.",
+        plan.window.warmup.as_secs_f64(),
+        plan.window.recorded.as_secs_f64()
+    )];
+    let subjects: Vec<Subject> = ORDER
+        .into_iter()
+        .filter(|s| match installed(*s, &paths) {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("skipping: {why}");
+                notes.push(why);
+                false
+            }
+        })
+        .collect();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut record = |row: Row| {
+        eprintln!(
+            "{} {:<28} {:<14} {}",
+            row.scenario,
+            row.setting,
+            row.subject,
+            summary_line(&row.figures)
+        );
+        rows.push(row);
+    };
+
+    for round in 1..=args.rounds {
+        if wants("s1") {
+            for &count in &plan.idle {
+                for &subject in &subjects {
+                    let memory = runner.idle_memory(subject, count).await;
+                    record(Row {
+                        scenario: "S1",
+                        setting: format!("{count}"),
+                        x: count as f64,
+                        subject: subject.label(),
+                        round,
+                        figures: Figures::Memory(memory),
+                    });
+                }
+            }
+        }
+        if wants("s3") {
+            let (clients, rate) = plan.echo;
+            for &subject in &subjects {
+                let measured = runner.echo(subject, clients, rate, plan.window).await;
+                record(Row {
+                    scenario: "S3",
+                    setting: format!("{clients} clients × {rate} msg/s"),
+                    x: clients as f64 * rate,
+                    subject: subject.label(),
+                    round,
+                    figures: Figures::Load(measured),
+                });
+            }
+        }
+        if wants("s4") {
+            for (members, rates) in &plan.fanout {
+                let mut gone: Vec<Subject> = Vec::new();
+                for &rate in rates {
+                    for &subject in &subjects {
+                        let setting = format!("{members} members × {rate} msg/s");
+                        let figures = if gone.contains(&subject) {
+                            Figures::Skipped("collapsed at a lower rate".into())
+                        } else {
+                            Figures::Load(runner.fanout(subject, *members, rate, plan.window).await)
+                        };
+                        if collapsed(&figures) {
+                            gone.push(subject);
+                        }
+                        record(Row {
+                            scenario: "S4",
+                            setting,
+                            x: rate * *members as f64,
+                            subject: subject.label(),
+                            round,
+                            figures,
+                        });
+                    }
+                }
+            }
+        }
+        if wants("s6") {
+            let rest_subjects = [Subject::SocketIo, Subject::RthubJson, Subject::Aiosignalr];
+            for (members, rates) in &plan.rest {
+                for &rate in rates {
+                    for subject in rest_subjects.into_iter().filter(|s| subjects.contains(s)) {
+                        let measured = runner.rest_send(subject, *members, rate, plan.window).await;
+                        record(Row {
+                            scenario: "S6",
+                            setting: format!("{members} members × {rate} POST/s"),
+                            x: rate * *members as f64,
+                            subject: if subject.is_rthub() {
+                                "rthub"
+                            } else {
+                                subject.label()
+                            },
+                            round,
+                            figures: Figures::Load(measured),
+                        });
+                    }
+                }
+            }
+        }
+        if wants("s7") && subjects.contains(&Subject::RthubJson) {
+            for (members, rates) in &plan.changes {
+                for &rate in rates {
+                    let measured = runner
+                        .changes(&args.postgres, *members, rate, plan.window)
+                        .await;
+                    record(Row {
+                        scenario: "S7",
+                        setting: format!("{members} listeners × {rate} writes/s"),
+                        x: rate * *members as f64,
+                        subject: "rthub",
+                        round,
+                        figures: Figures::Load(measured),
+                    });
+                }
+            }
+            let figures = match runner
+                .write_path(&args.postgres, plan.write_path_secs)
+                .await
+            {
+                Ok(write_path) => Figures::WritePath(write_path),
+                Err(error) => Figures::Skipped(format!("{error:#}")),
+            };
+            record(Row {
+                scenario: "S7",
+                setting: "write path".into(),
+                x: 0.0,
+                subject: "rthub",
+                round,
+                figures,
+            });
+        }
+    }
+
+    let report = Report {
+        date: date.clone(),
+        mode: if args.smoke { "smoke" } else { "full" },
+        rounds: args.rounds,
+        machine: Machine::read(pinned),
+        notes,
+        rows,
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let stem = if args.smoke {
+        format!("{date}-smoke")
+    } else {
+        date
+    };
+    let json = args.out.join(format!("{stem}.json"));
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(args.out.join(format!("{stem}.md")), report.markdown())?;
+    std::fs::write(args.out.join(format!("{stem}.svg")), report.svg())?;
+    println!("{}", report.markdown());
+    println!("wrote {} (.md, .svg)", json.display());
+    // Smoke mode checks the harness, not speed: it fails only when a scenario could not run.
+    let broken: Vec<&Row> = report
+        .rows
+        .iter()
+        .filter(|r| match &r.figures {
+            Figures::Load(m) => m.expected == 0,
+            Figures::Memory(m) => !m.valid,
+            Figures::Skipped(_) => r.setting == "write path",
+            Figures::WritePath(_) => false,
+        })
+        .collect();
+    if args.smoke && !broken.is_empty() {
+        for row in &broken {
+            eprintln!(
+                "could not run: {} {} {}: {:?}",
+                row.scenario, row.setting, row.subject, row.figures
+            );
+        }
+        anyhow::bail!("{} smoke steps could not run", broken.len());
+    }
+    Ok(())
+}
+
+fn summary_line(figures: &Figures) -> String {
+    match figures {
+        Figures::Load(m) => format!(
+            "{:>9.0}/s p50 {:>8.2} ms p99 {:>8.2} ms user {:.2} µs sys {:.2} µs loader {:.0}% {}",
+            m.delivered_per_s,
+            m.p50_ms,
+            m.p99_ms,
+            m.server_user_us_per_delivery,
+            m.server_system_us_per_delivery,
+            m.loader_cpu_share * 100.0,
+            if m.valid {
+                String::new()
+            } else {
+                format!("INVALID: {}", m.invalid_because.join("; "))
+            }
+        ),
+        Figures::Memory(m) => format!(
+            "{:.0} B/conn (kernel {:.0} B/conn) {}",
+            m.bytes_per_connection,
+            m.kernel_bytes_per_connection,
+            m.invalid_because.join("; ")
+        ),
+        Figures::WritePath(w) => format!(
+            "REST {:.0} writes/s vs plain INSERT {:.0} TPS = {:.2}",
+            w.rest_writes_per_s, w.plain_insert_tps, w.ratio
+        ),
+        Figures::Skipped(why) => format!("skipped: {why}"),
+    }
+}
+
+/// Today's date (UTC) as YYYY-MM-DD, from the system clock.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        / 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ceiling { listen } => ceiling::run(&listen),
+        Command::Run(args) => {
+            // One thread: the loader's CPU share is then exactly this process's.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(run(args))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn today_is_a_date() {
+        let date = super::today();
+        assert_eq!(date.len(), 10);
+        assert!(date.starts_with("20"));
+    }
+}
