@@ -41,6 +41,8 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
 
 async fn connection(stream: TcpStream, id: u64, fanout: broadcast::Sender<(u64, Message)>) {
     let mut echo = false;
+    // tungstenite's callback signature fixes the error type; it is never returned here.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
         echo = request.uri().path() == "/echo";
         Ok(response)
@@ -54,10 +56,8 @@ async fn connection(stream: TcpStream, id: u64, fanout: broadcast::Sender<(u64, 
     let (mut sink, mut source) = socket.split();
     if echo {
         while let Some(Ok(message)) = source.next().await {
-            if message.is_binary() || message.is_text() {
-                if sink.send(message).await.is_err() {
-                    return;
-                }
+            if (message.is_binary() || message.is_text()) && sink.send(message).await.is_err() {
+                return;
             }
         }
         return;

@@ -280,7 +280,7 @@ impl Report {
 
     /// Latency against offered load for the fan-out scenario, one panel per group size.
     pub fn svg(&self) -> String {
-        let mut panels: BTreeMap<String, BTreeMap<&str, Vec<(f64, f64)>>> = BTreeMap::new();
+        let mut panels: Panels = BTreeMap::new();
         let summary = Summary::new(&self.rows);
         for key in summary.order.iter().filter(|k| k.0 == "S4") {
             let members = key.1.split(" members").next().unwrap_or("").to_owned();
@@ -341,7 +341,10 @@ const COLOURS: &[(&str, &str)] = &[
 ];
 
 /// A small hand-written SVG: p99 latency (log scale) against offered deliveries/s.
-fn plot(panels: &BTreeMap<String, BTreeMap<&str, Vec<(f64, f64)>>>) -> String {
+/// Per group size, per server: (offered deliveries/s, p99 ms) points.
+type Panels<'a> = BTreeMap<String, BTreeMap<&'a str, Vec<(f64, f64)>>>;
+
+fn plot(panels: &Panels) -> String {
     let (width, height, margin) = (560.0, 340.0, 60.0);
     let total_width = width * panels.len().max(1) as f64;
     let mut svg = format!(
