@@ -188,9 +188,11 @@ impl Runner {
             }
         }
         let watch = watch.ok_or_else(|| anyhow!("the publisher stopped before recording"))?;
-        let offered = rate * members as f64;
+        // The publisher stays open until the deliveries are in: a server may drop the
+        // invocations of a connection that closes (aiosignalr drops its last one).
+        let measured = watch.finish(&recorder, rate * members as f64).await;
         let _ = sink.close().await;
-        Ok(watch.finish(&recorder, offered).await)
+        Ok(measured)
     }
 
     /// S3: `clients` connections each send at `rate` per second and time the round trip.
