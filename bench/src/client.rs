@@ -18,6 +18,8 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub const PAYLOAD_BYTES: usize = 64;
 const STAMP: &[u8] = b"ts:";
 const DIGITS: usize = 19;
+/// A whole stamp: `ts:` and its digits.
+pub const STAMP_BYTES: usize = 3 + DIGITS;
 
 /// How a subject is spoken to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

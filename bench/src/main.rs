@@ -162,7 +162,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let runner = Runner {
         paths: paths.clone(),
         http: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(10))
             .build()?,
     };
     let plan = Plan::new(args.smoke);

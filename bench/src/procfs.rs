@@ -61,11 +61,12 @@ impl CpuWindow {
         }
     }
 
-    /// CPU used since the start, and the fraction of one core that is.
-    pub fn finish(&self) -> (CpuTimes, f64) {
-        let used = CpuTimes::of(self.pid).unwrap_or_default().since(self.start);
+    /// CPU used since the start, and the fraction of one core that is; `None` when the
+    /// process is gone (it crashed or was killed during the run).
+    pub fn finish(&self) -> Option<(CpuTimes, f64)> {
+        let used = CpuTimes::of(self.pid)?.since(self.start);
         let wall = self.at.elapsed().as_secs_f64().max(1e-9);
-        (used, used.total() / wall)
+        Some((used, used.total() / wall))
     }
 }
 

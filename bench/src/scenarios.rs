@@ -327,7 +327,12 @@ impl Database {
     }
 }
 
-/// Sends every due payload as its own HTTP request, concurrently, counting failures.
+/// At most this many requests in flight: past it the server is not keeping up, and opening
+/// more sockets would only exhaust the loader's file descriptors.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Sends every due payload as its own HTTP request, concurrently, counting failures (a
+/// payload that finds `MAX_IN_FLIGHT` requests still open counts as failed, unsent).
 fn post_each(
     http: &reqwest::Client,
     url: String,
@@ -336,8 +341,13 @@ fn post_each(
     failures: Arc<std::sync::atomic::AtomicU64>,
 ) -> impl FnMut(Vec<String>) {
     let http = http.clone();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     move |payloads| {
         for payload in payloads {
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                failures.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
             let mut request = http.post(&url).json(&body(&payload));
             if let Some(key) = key {
                 request = request.header("x-apikey", key);
@@ -348,6 +358,7 @@ fn post_each(
                 if !ok {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
+                drop(permit);
             });
         }
     }
