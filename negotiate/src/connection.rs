@@ -6,7 +6,6 @@ use crate::outbox::Outbox;
 use bytes::Bytes;
 use std::fmt;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
@@ -54,7 +53,7 @@ pub struct TransportConnection {
     pub transport: TransportKind,
     pub identity: Arc<Identity>,
     /// Ends (`None`) when the peer is gone.
-    pub inbound: mpsc::Receiver<Inbound>,
+    pub inbound: crate::inbound::InboundReceiver,
     pub outbox: Outbox,
     /// Negotiated stateful reconnect on a WebSocket: a dropped socket may be replaced within
     /// the disconnect timeout. The hub turns it on only with handshake version 2.

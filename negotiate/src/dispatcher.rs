@@ -21,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -135,7 +134,7 @@ fn start<H: ConnectionHandler>(
     slot: &Slot,
     transport: TransportKind,
 ) -> Arc<Attached> {
-    let (inbound_tx, inbound) = mpsc::channel(endpoint.options.inbound_queue_chunks);
+    let (inbound_tx, inbound) = crate::inbound::channel(endpoint.options.inbound_queue_chunks);
     let outbox = Outbox::new(endpoint.options.max_outbound_queue_bytes);
     let attached = Attached::new(inbound_tx, outbox.clone());
     *slot.attached.lock() = Some(attached.clone());

@@ -1,15 +1,15 @@
 //! The table of connections by token, their transport state, and expiry: negotiated
 //! connections never used, and long-polling connections whose client stopped polling.
 
-use crate::connection::{Inbound, TransportKind};
+use crate::connection::TransportKind;
 use crate::id::RandomId;
 use crate::identity::Identity;
+use crate::inbound::InboundSender;
 use crate::outbox::Outbox;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub(crate) enum SlotState {
 /// with separate requests (POST) and receives with several (long polls).
 pub(crate) struct Attached {
     /// Taken on disposal, which ends the application's inbound stream.
-    pub inbound: Mutex<Option<mpsc::Sender<Inbound>>>,
+    pub inbound: Mutex<Option<InboundSender>>,
     pub outbox: Outbox,
     pub poll: Mutex<PollState>,
     /// The WebSocket task serving the connection now; a re-attaching socket cancels it.
@@ -93,7 +93,7 @@ impl Slot {
 }
 
 impl Attached {
-    pub fn new(inbound: mpsc::Sender<Inbound>, outbox: Outbox) -> Arc<Self> {
+    pub fn new(inbound: InboundSender, outbox: Outbox) -> Arc<Self> {
         Arc::new(Self {
             inbound: Mutex::new(Some(inbound)),
             outbox,
@@ -298,7 +298,7 @@ mod tests {
         let manager = ConnectionManager::default();
         let slot = manager.create(Identity::anonymous(), true, false);
         slot.claim(TransportKind::LongPolling).unwrap();
-        let (tx, mut rx) = mpsc::channel(1);
+        let (tx, mut rx) = crate::inbound::channel(1);
         let attached = Attached::new(tx, Outbox::new(100));
         *slot.attached.lock() = Some(attached.clone());
         // Polling now: not idle.

@@ -100,10 +100,8 @@ pub(crate) fn response(status: StatusCode, body: Bytes) -> Response {
 mod tests {
     use super::*;
     use crate::outbox::Outbox;
-    use tokio::sync::mpsc;
-
     fn attached() -> Arc<Attached> {
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = crate::inbound::channel(1);
         Attached::new(tx, Outbox::new(1 << 20))
     }
 

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How the exchange ended: decides how the socket is closed, and whether the connection may
@@ -30,7 +29,7 @@ pub(crate) enum End {
 /// itself: the caller decides between disposing it and waiting for a reconnect.
 pub(crate) async fn serve(
     mut socket: WebSocket,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: crate::inbound::InboundSender,
     outbox: Outbox,
     close_timeout: Duration,
     replaced: CancellationToken,
