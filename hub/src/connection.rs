@@ -22,7 +22,6 @@ const RETAINED_INPUT_BYTES: usize = 4096;
 
 const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-const SLOW_CONSUMER: &str = "Connection closed with an error. The connection fell too far behind: its outbound queue was full.";
 const CLIENT_TIMEOUT: &str =
     "Connection closed with an error. The client sent nothing within the client timeout.";
 
@@ -62,10 +61,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
 
     let outbox = &transport.outbox;
     outbox.set_transfer_format(protocol.transfer_format());
-    outbox.set_farewell(protocol.to_bytes(&HubMessage::Close(Close {
-        error: Some(SLOW_CONSUMER.to_owned()),
-        allow_reconnect: true,
-    })));
+    outbox.set_farewell(shared.farewell(protocol.as_ref()));
     // Stateful reconnect needs both: negotiated on a WebSocket, and handshake version 2.
     let sequencing = (transport.stateful_reconnect && version >= 2).then(|| {
         let encoder = protocol.clone();
@@ -107,7 +103,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
         input,
         client_pinged: false,
     };
-    connection.run(&mut transport).await;
+    // Boxed for the same reason as message handling below: inline, the message loop's state
+    // sat beside the handshake's for the connection's whole life.
+    Box::pin(connection.run(&mut transport)).await;
     connection.streams.end();
     shared.lifetime.on_disconnected(&transport.id).await;
     for hook in &shared.on_disconnect {

@@ -5,7 +5,8 @@ use crate::connection;
 use crate::dispatch::HubMethods;
 use crate::lifetime::{LifetimeManager, LocalLifetimeManager};
 use crate::options::HubOptions;
-use crate::protocol::{HubProtocol, JsonHubProtocol};
+use crate::protocol::{Close, HubMessage, HubProtocol, JsonHubProtocol};
+use bytes::Bytes;
 use negotiate::{ConnectionHandler, ConnectionOptions, Credentials, Identity, RandomId, Rejection};
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +27,29 @@ pub(crate) struct Shared {
     authenticate: Box<Authenticator>,
     pub on_disconnect: Vec<Box<DisconnectHook>>,
     connection_info: Option<Box<ConnectionInfo>>,
+    /// The slow-consumer `Close`, encoded once per protocol: every connection holds it.
+    farewells: Vec<(&'static str, Bytes)>,
 }
+
+impl Shared {
+    /// The frame a connection gets when its outbound queue overflows.
+    pub fn farewell(&self, protocol: &dyn HubProtocol) -> Bytes {
+        self.farewells
+            .iter()
+            .find(|(name, _)| *name == protocol.name())
+            .map(|(_, frame)| frame.clone())
+            .unwrap_or_else(|| farewell_frame(protocol))
+    }
+}
+
+fn farewell_frame(protocol: &dyn HubProtocol) -> Bytes {
+    protocol.to_bytes(&HubMessage::Close(Close {
+        error: Some(SLOW_CONSUMER.to_owned()),
+        allow_reconnect: true,
+    }))
+}
+
+const SLOW_CONSUMER: &str = "Connection closed with an error. The connection fell too far behind: its outbound queue was full.";
 
 /// Cheap to clone: clones share one server.
 #[derive(Clone)]
@@ -99,6 +122,11 @@ impl HubServerBuilder {
                     .lifetime
                     .unwrap_or_else(|| Arc::new(LocalLifetimeManager::new())),
                 options: self.options,
+                farewells: self
+                    .protocols
+                    .iter()
+                    .map(|p| (p.name(), farewell_frame(p.as_ref())))
+                    .collect(),
                 protocols: self.protocols,
                 shutdown: CancellationToken::new(),
                 authenticate: self.authenticate,
