@@ -87,8 +87,9 @@ impl Dialect {
                 format!("ws://{addr}{hub}?id={token}")
             }
         };
+        let stream = connect_tcp(addr).await?;
         let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(&url, Some(small_buffers()), true)
+            tokio_tungstenite::client_async_with_config(&url, stream, Some(small_buffers()))
                 .await
                 .with_context(|| format!("connect {url}"))?;
         match self {
@@ -200,6 +201,27 @@ impl Dialect {
     pub fn keep_alive_reply(self, frame: &[u8]) -> Option<Message> {
         (self == Dialect::SocketIo && frame == b"2").then(|| Message::text("3"))
     }
+}
+
+/// Sockets per source address: loopback has ~28 k ephemeral ports per address, and the
+/// machine's per-process file limit (20 k) caps each loader process below that anyway.
+const SOCKETS_PER_SOURCE: usize = 19_000;
+
+/// Opens a TCP connection from 127.0.0.1, moving to 127.0.0.2, .3, … every
+/// `SOCKETS_PER_SOURCE` connections so that ephemeral ports never run out.
+async fn connect_tcp(addr: &str) -> anyhow::Result<MaybeTlsStream<TcpStream>> {
+    static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let target: std::net::SocketAddr = addr.parse().context("server address")?;
+    let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) / SOCKETS_PER_SOURCE;
+    let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + (n % 250) as u8);
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((source, 0).into())?;
+    let stream = socket
+        .connect(target)
+        .await
+        .with_context(|| format!("connect to {addr} from {source}"))?;
+    stream.set_nodelay(true)?;
+    Ok(MaybeTlsStream::Plain(stream))
 }
 
 /// A MessagePack Invocation record with its varint length prefix; string arguments only.

@@ -200,7 +200,7 @@ pub async fn read_deliveries(socket: Socket, _dialect: Dialect, recorder: Arc<Re
 }
 
 /// Where an incomplete stamp starts at the end of `bytes` (or `bytes.len()` if none does).
-fn incomplete_stamp_at(bytes: &[u8]) -> usize {
+pub fn incomplete_stamp_at(bytes: &[u8]) -> usize {
     let from = bytes.len().saturating_sub(crate::client::STAMP_BYTES - 1);
     let tail = &bytes[from..];
     if let Some(at) = memchr::memmem::rfind(tail, b"ts:") {

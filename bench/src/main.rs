@@ -8,6 +8,7 @@
 
 mod ceiling;
 mod client;
+mod http_transports;
 mod load;
 mod procfs;
 mod report;
@@ -49,8 +50,8 @@ struct RunArgs {
     /// Rounds of every step (the report gives the median of valid rounds).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// Scenarios to run (comma-separated): s1, s3, s4, s6, s7.
-    #[arg(long, value_delimiter = ',', default_value = "s1,s3,s4,s6,s7")]
+    /// Scenarios to run (comma-separated): s1, s3, s4, s6, s7, s8.
+    #[arg(long, value_delimiter = ',', default_value = "s1,s3,s4,s6,s7,s8")]
     only: Vec<String>,
     /// The rthub binary under test.
     #[arg(long, default_value = "target/release/rthub")]
@@ -75,6 +76,8 @@ struct Plan {
     fanout: Vec<(usize, Vec<f64>)>,
     rest: Vec<(usize, Vec<f64>)>,
     changes: Vec<(usize, Vec<f64>)>,
+    /// S8: members on SSE and long polling, the same steps for WebSockets beside them.
+    http_fanout: Vec<(usize, Vec<f64>)>,
     write_path_secs: u64,
 }
 
@@ -91,6 +94,7 @@ impl Plan {
                 fanout: vec![(10, vec![50.0])],
                 rest: vec![(5, vec![50.0])],
                 changes: vec![(5, vec![20.0])],
+                http_fanout: vec![(5, vec![20.0])],
                 write_path_secs: 1,
             }
         } else {
@@ -110,6 +114,7 @@ impl Plan {
                 ],
                 rest: vec![(10, vec![1_000.0, 5_000.0]), (1_000, vec![100.0])],
                 changes: vec![(100, vec![100.0, 1_000.0])],
+                http_fanout: vec![(100, vec![100.0, 500.0, 1_000.0])],
                 write_path_secs: 5,
             }
         }
@@ -139,7 +144,10 @@ fn installed(subject: Subject, paths: &Paths) -> Result<(), String> {
     let missing = match subject {
         Subject::NodeWs | Subject::SocketIo => !peers.join("node_modules").exists(),
         Subject::Aiosignalr => !peers.join(".venv/bin/python").exists(),
-        Subject::RthubJson | Subject::RthubMsgpack => !paths.rthub.exists(),
+        Subject::RthubJson
+        | Subject::RthubMsgpack
+        | Subject::RthubSse
+        | Subject::RthubLongPolling => !paths.rthub.exists(),
         Subject::Ceiling => false,
     };
     if missing {
@@ -270,6 +278,29 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                             } else {
                                 subject.label()
                             },
+                            round,
+                            figures: Figures::Load(measured),
+                        });
+                    }
+                }
+            }
+        }
+        if wants("s8") && subjects.contains(&Subject::RthubJson) {
+            for (members, rates) in &plan.http_fanout {
+                for &rate in rates {
+                    for subject in [
+                        Subject::RthubJson,
+                        Subject::RthubSse,
+                        Subject::RthubLongPolling,
+                    ] {
+                        let measured = runner
+                            .fanout_http(subject, *members, rate, plan.window)
+                            .await;
+                        record(Row {
+                            scenario: "S8",
+                            setting: format!("{members} members × {rate} msg/s"),
+                            x: rate * *members as f64,
+                            subject: subject.label(),
                             round,
                             figures: Figures::Load(measured),
                         });

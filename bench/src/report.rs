@@ -175,6 +175,7 @@ const SCENARIO_TITLES: &[(&str, &str)] = &[
     ("S4", "S4 — group fan-out, one publisher, 64-byte payloads"),
     ("S6", "S6 — REST send to a group"),
     ("S7", "S7 — collection write → `change` on PostgreSQL"),
+    ("S8", "S8 — rthub's transports: members on WebSockets, Server-Sent Events, long polling (JSON; the publisher on WebSockets)"),
 ];
 
 impl Report {
@@ -338,6 +339,8 @@ const COLOURS: &[(&str, &str)] = &[
     ("aiosignalr", "#9467bd"),
     ("rthub-json", "#d62728"),
     ("rthub-msgpack", "#ff7f0e"),
+    ("rthub-sse", "#8c564b"),
+    ("rthub-longpolling", "#e377c2"),
 ];
 
 /// A small hand-written SVG: p99 latency (log scale) against offered deliveries/s.

@@ -3,6 +3,7 @@
 //! Each run starts a fresh server process and tears it down afterwards.
 
 use crate::client::{Dialect, Socket};
+use crate::http_transports::{subscribe, HttpTransport};
 use crate::load::{
     keep_idle, read_deliveries, send_batch, Measured, Recorder, Schedule, Watch, Window,
 };
@@ -190,6 +191,81 @@ impl Runner {
         let watch = watch.ok_or_else(|| anyhow!("the publisher stopped before recording"))?;
         // The publisher stays open until the deliveries are in: a server may drop the
         // invocations of a connection that closes (aiosignalr drops its last one).
+        let measured = watch.finish(&recorder, rate * members as f64).await;
+        let _ = sink.close().await;
+        Ok(measured)
+    }
+
+    /// S8: like S4 for rthub, with members on `subject`'s transport (WebSockets, SSE or long
+    /// polling) and the publisher on a WebSocket.
+    pub async fn fanout_http(
+        &self,
+        subject: Subject,
+        members: usize,
+        rate: f64,
+        window: Window,
+    ) -> Measured {
+        let transport = match subject {
+            Subject::RthubSse => Some(HttpTransport::ServerSentEvents),
+            Subject::RthubLongPolling => Some(HttpTransport::LongPolling),
+            _ => None,
+        };
+        let Some(transport) = transport else {
+            return self.fanout(subject, members, rate, window).await;
+        };
+        self.try_fanout_http(subject, transport, members, rate, window)
+            .await
+            .unwrap_or_else(|error| invalid(format!("{error:#}")))
+    }
+
+    async fn try_fanout_http(
+        &self,
+        subject: Subject,
+        transport: HttpTransport,
+        members: usize,
+        rate: f64,
+        window: Window,
+    ) -> anyhow::Result<Measured> {
+        let server = self.start(subject, &RthubSettings::default())?;
+        let Dialect::SignalR { hub, .. } = subject.dialect() else {
+            bail!("{} is not a SignalR subject", subject.label());
+        };
+        let recorder = Recorder::new();
+        let group = subject.group("bench");
+        futures_util::stream::iter(0..members)
+            .map(|_| {
+                let recorder = recorder.clone();
+                let group = &group;
+                let addr = &server.addr;
+                async move { subscribe(&self.http, addr, hub, transport, group, recorder).await }
+            })
+            .buffer_unordered(16)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let dialect = subject.dialect();
+        let publisher = dialect.connect(&self.http, &server.addr, false).await?;
+        let (mut sink, mut source) = publisher.split();
+        tokio::spawn(async move { while let Some(Ok(_)) = source.next().await {} });
+        let schedule = Schedule::new(rate, window, 0.0);
+        recorder
+            .record_from
+            .store(schedule.record_from_ns(), Ordering::Relaxed);
+        recorder.expected.store(
+            schedule.recorded_messages() * members as u64,
+            Ordering::Relaxed,
+        );
+        let mut watch = None;
+        let mut batches = schedule.batches();
+        while let Some(batch) = batches.next().await {
+            if batch.starts_recording {
+                watch = Some(Watch::start(server.pid));
+            }
+            let frames = batch.payloads.iter().map(|p| dialect.publish(&group, p));
+            if !send_batch(&mut sink, frames).await {
+                break;
+            }
+        }
+        let watch = watch.ok_or_else(|| anyhow!("the publisher stopped before recording"))?;
         let measured = watch.finish(&recorder, rate * members as f64).await;
         let _ = sink.close().await;
         Ok(measured)

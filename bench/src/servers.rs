@@ -22,6 +22,10 @@ pub enum Subject {
     Aiosignalr,
     RthubJson,
     RthubMsgpack,
+    /// rthub with members on Server-Sent Events (JSON); publishers use WebSockets.
+    RthubSse,
+    /// rthub with members on long polling (JSON); publishers use WebSockets.
+    RthubLongPolling,
 }
 
 impl Subject {
@@ -33,6 +37,8 @@ impl Subject {
             Subject::Aiosignalr => "aiosignalr",
             Subject::RthubJson => "rthub-json",
             Subject::RthubMsgpack => "rthub-msgpack",
+            Subject::RthubSse => "rthub-sse",
+            Subject::RthubLongPolling => "rthub-longpolling",
         }
     }
 
@@ -44,10 +50,12 @@ impl Subject {
                 messagepack: false,
                 hub: "/hub",
             },
-            Subject::RthubJson => Dialect::SignalR {
-                messagepack: false,
-                hub: "/api/_rt/signalr",
-            },
+            Subject::RthubJson | Subject::RthubSse | Subject::RthubLongPolling => {
+                Dialect::SignalR {
+                    messagepack: false,
+                    hub: "/api/_rt/signalr",
+                }
+            }
             Subject::RthubMsgpack => Dialect::SignalR {
                 messagepack: true,
                 hub: "/api/_rt/signalr",
@@ -58,13 +66,19 @@ impl Subject {
     /// The group name on the wire (rthub's hub methods take the api-name-prefixed name).
     pub fn group(self, name: &str) -> String {
         match self {
-            Subject::RthubJson | Subject::RthubMsgpack => format!("app:{name}"),
+            _ if self.is_rthub() => format!("app:{name}"),
             _ => name.to_owned(),
         }
     }
 
     pub fn is_rthub(self) -> bool {
-        matches!(self, Subject::RthubJson | Subject::RthubMsgpack)
+        matches!(
+            self,
+            Subject::RthubJson
+                | Subject::RthubMsgpack
+                | Subject::RthubSse
+                | Subject::RthubLongPolling
+        )
     }
 }
 
@@ -134,7 +148,10 @@ impl Server {
                     .arg(paths.peers().join(".venv/bin/python"))
                     .arg(paths.peers().join("aiosignalr_server.py"));
             }
-            Subject::RthubJson | Subject::RthubMsgpack => {
+            Subject::RthubJson
+            | Subject::RthubMsgpack
+            | Subject::RthubSse
+            | Subject::RthubLongPolling => {
                 command.arg(&paths.rthub).args(["--listen", &listen]);
                 let database = rthub.database.clone().unwrap_or_else(|| {
                     format!(
