@@ -16,7 +16,7 @@ use crate::transport::websocket::{self, End};
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -57,7 +57,17 @@ pub(crate) enum Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
-            Self::Text(status, message) => text(status, message),
+            Self::Text(status, message) => {
+                let mut response = text(status, message);
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    // The unread rest of the body makes the connection unusable: say so, so
+                    // the client does not reuse it into a broken pipe.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                response
+            }
             Self::Other(response) => *response,
         }
     }
