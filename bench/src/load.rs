@@ -60,6 +60,17 @@ impl Recorder {
         })
     }
 
+    /// Arms the recorder for a run: messages from the schedule's recorded window count, each
+    /// expected `deliveries_each` times.
+    pub fn expect(&self, schedule: &Schedule, deliveries_each: usize) {
+        self.record_from
+            .store(schedule.record_from_ns(), Ordering::Relaxed);
+        self.expected.store(
+            schedule.recorded_messages() * deliveries_each as u64,
+            Ordering::Relaxed,
+        );
+    }
+
     /// Records every stamp in a frame received now.
     pub fn frame(&self, frame: &[u8]) {
         let from = self.record_from.load(Ordering::Relaxed);

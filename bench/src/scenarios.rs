@@ -163,37 +163,8 @@ impl Runner {
         for socket in connect_many(&self.http, &server, subject, members, Some("bench")).await? {
             tokio::spawn(read_deliveries(socket, dialect, recorder.clone()));
         }
-        let publisher = dialect.connect(&self.http, &server.addr, false).await?;
-        let (mut sink, mut source) = publisher.split();
-        // The publisher's own inbound (pings, its echo on raw servers) must be read, not left
-        // to fill the server's buffers.
-        tokio::spawn(async move { while let Some(Ok(_)) = source.next().await {} });
-        let group = subject.group("bench");
-        let schedule = Schedule::new(rate, window, 0.0);
-        recorder
-            .record_from
-            .store(schedule.record_from_ns(), Ordering::Relaxed);
-        recorder.expected.store(
-            schedule.recorded_messages() * members as u64,
-            Ordering::Relaxed,
-        );
-        let mut watch = None;
-        let mut batches = schedule.batches();
-        while let Some(batch) = batches.next().await {
-            if batch.starts_recording {
-                watch = Some(Watch::start(server.pid));
-            }
-            let frames = batch.payloads.iter().map(|p| dialect.publish(&group, p));
-            if !send_batch(&mut sink, frames).await {
-                break;
-            }
-        }
-        let watch = watch.ok_or_else(|| anyhow!("the publisher stopped before recording"))?;
-        // The publisher stays open until the deliveries are in: a server may drop the
-        // invocations of a connection that closes (aiosignalr drops its last one).
-        let measured = watch.finish(&recorder, rate * members as f64).await;
-        let _ = sink.close().await;
-        Ok(measured)
+        self.publish_over_websocket(&server, subject, &recorder, members, rate, window)
+            .await
     }
 
     /// S8: like S4 for rthub, with members on `subject`'s transport (WebSockets, SSE or long
@@ -242,18 +213,30 @@ impl Runner {
             .buffer_unordered(16)
             .try_collect::<Vec<()>>()
             .await?;
+        self.publish_over_websocket(&server, subject, &recorder, members, rate, window)
+            .await
+    }
+
+    /// The publisher of S4 and S8: one WebSocket connection, not a member, sending to the
+    /// group on the schedule; `members` deliveries are expected per recorded message.
+    async fn publish_over_websocket(
+        &self,
+        server: &Server,
+        subject: Subject,
+        recorder: &Recorder,
+        members: usize,
+        rate: f64,
+        window: Window,
+    ) -> anyhow::Result<Measured> {
         let dialect = subject.dialect();
+        let group = subject.group("bench");
         let publisher = dialect.connect(&self.http, &server.addr, false).await?;
         let (mut sink, mut source) = publisher.split();
+        // The publisher's own inbound (pings, its echo on raw servers) must be read, not left
+        // to fill the server's buffers.
         tokio::spawn(async move { while let Some(Ok(_)) = source.next().await {} });
         let schedule = Schedule::new(rate, window, 0.0);
-        recorder
-            .record_from
-            .store(schedule.record_from_ns(), Ordering::Relaxed);
-        recorder.expected.store(
-            schedule.recorded_messages() * members as u64,
-            Ordering::Relaxed,
-        );
+        recorder.expect(&schedule, members);
         let mut watch = None;
         let mut batches = schedule.batches();
         while let Some(batch) = batches.next().await {
@@ -266,7 +249,9 @@ impl Runner {
             }
         }
         let watch = watch.ok_or_else(|| anyhow!("the publisher stopped before recording"))?;
-        let measured = watch.finish(&recorder, rate * members as f64).await;
+        // The publisher stays open until the deliveries are in: a server may drop the
+        // invocations of a connection that closes (aiosignalr drops its last one).
+        let measured = watch.finish(recorder, rate * members as f64).await;
         let _ = sink.close().await;
         Ok(measured)
     }
@@ -440,6 +425,39 @@ fn post_each(
     }
 }
 
+/// The HTTP sender of S6 and S7: `send` gets each due batch; `members` deliveries are
+/// expected per recorded request, and any failed request makes the run invalid.
+async fn post_on_schedule(
+    server_pid: u32,
+    recorder: &Recorder,
+    members: usize,
+    rate: f64,
+    window: Window,
+    mut send: impl FnMut(Vec<String>),
+    failures: &std::sync::atomic::AtomicU64,
+) -> anyhow::Result<Measured> {
+    let schedule = Schedule::new(rate, window, 0.0);
+    recorder.expect(&schedule, members);
+    let mut watch = None;
+    let mut batches = schedule.batches();
+    while let Some(batch) = batches.next().await {
+        if batch.starts_recording {
+            watch = Some(Watch::start(server_pid));
+        }
+        send(batch.payloads);
+    }
+    let watch = watch.ok_or_else(|| anyhow!("the sender stopped before recording"))?;
+    let mut measured = watch.finish(recorder, rate * members as f64).await;
+    let failed = failures.load(Ordering::Relaxed);
+    if failed > 0 {
+        measured.valid = false;
+        measured
+            .invalid_because
+            .push(format!("{failed} requests failed or were not sent"));
+    }
+    Ok(measured)
+}
+
 impl Runner {
     /// S6: HTTP POSTs at `rate` per second, each sent to a group of `members`.
     pub async fn rest_send(
@@ -499,33 +517,10 @@ impl Runner {
             body,
             failures.clone(),
         );
-        let schedule = Schedule::new(rate, window, 0.0);
-        recorder
-            .record_from
-            .store(schedule.record_from_ns(), Ordering::Relaxed);
-        recorder.expected.store(
-            schedule.recorded_messages() * members as u64,
-            Ordering::Relaxed,
-        );
-        let mut watch = None;
-        let mut send = send;
-        let mut batches = schedule.batches();
-        while let Some(batch) = batches.next().await {
-            if batch.starts_recording {
-                watch = Some(Watch::start(server.pid));
-            }
-            send(batch.payloads);
-        }
-        let watch = watch.ok_or_else(|| anyhow!("the sender stopped before recording"))?;
-        let mut measured = watch.finish(&recorder, rate).await;
-        let failed = failures.load(Ordering::Relaxed);
-        if failed > 0 {
-            measured.valid = false;
-            measured
-                .invalid_because
-                .push(format!("{failed} requests failed"));
-        }
-        Ok(measured)
+        post_on_schedule(
+            server.pid, &recorder, members, rate, window, send, &failures,
+        )
+        .await
     }
 
     /// S7: REST writes into a PostgreSQL collection at `rate` per second while `members`
@@ -584,33 +579,10 @@ impl Runner {
             |p| serde_json::json!({"name": p, "price": 1}),
             failures.clone(),
         );
-        let schedule = Schedule::new(rate, window, 0.0);
-        recorder
-            .record_from
-            .store(schedule.record_from_ns(), Ordering::Relaxed);
-        recorder.expected.store(
-            schedule.recorded_messages() * members as u64,
-            Ordering::Relaxed,
-        );
-        let mut watch = None;
-        let mut send = send;
-        let mut batches = schedule.batches();
-        while let Some(batch) = batches.next().await {
-            if batch.starts_recording {
-                watch = Some(Watch::start(server.pid));
-            }
-            send(batch.payloads);
-        }
-        let watch = watch.ok_or_else(|| anyhow!("the writer stopped before recording"))?;
-        let mut measured = watch.finish(&recorder, rate * members as f64).await;
-        let failed = failures.load(Ordering::Relaxed);
-        if failed > 0 {
-            measured.valid = false;
-            measured
-                .invalid_because
-                .push(format!("{failed} writes failed"));
-        }
-        Ok(measured)
+        post_on_schedule(
+            server.pid, &recorder, members, rate, window, send, &failures,
+        )
+        .await
     }
 
     /// S7's write path: REST writes/s (closed loop, 4 clients) against pgbench's plain INSERT
