@@ -119,12 +119,17 @@ impl InboundReceiver {
             let readable = self.shared.readable.notified();
             {
                 let mut state = self.shared.state.lock();
+                let was_full = state.chunks.len() >= self.shared.capacity;
                 if let Some(chunk) = state.chunks.pop_front() {
                     if state.chunks.is_empty() && state.chunks.capacity() > RETAINED_CHUNKS {
                         state.chunks = VecDeque::new();
                     }
                     drop(state);
-                    self.shared.writable.notify_waiters();
+                    // Senders wait only on a full queue (registered before they saw it full),
+                    // so only the pop that makes room needs to wake them: no lock per chunk.
+                    if was_full {
+                        self.shared.writable.notify_waiters();
+                    }
                     return Some(chunk);
                 }
                 if state.senders == 0 {
