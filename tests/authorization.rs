@@ -546,3 +546,45 @@ async fn the_authorization_matrix() {
     }
     database.drop_it().await;
 }
+
+/// A user JWT whose `sub` spells a service account's formatted id owns nothing of that
+/// account's connections: identities compare by kind and id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_named_like_a_service_account_cannot_act_on_its_connections() {
+    let database = TestDb::new(Db::Sqlite).await;
+    let mut m = Matrix::start(&database.url).await;
+    let connection = m.connection(ServiceAccount).await.unwrap();
+    let now = jsonwebtoken::get_current_timestamp();
+    let impostor = jwt(
+        json!({"sub": "serviceaccount:backend", "exp": now + 600}),
+        SECRET,
+    );
+    let join = json!({"connectionId": connection, "channel": "lobby"});
+    let refused = m
+        .http
+        .post(format!("{}/api/_rt/join", m.base))
+        .bearer_auth(&impostor)
+        .json(&join)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let listen = m
+        .http
+        .post(format!("{}/api/docs/_listen", m.base))
+        .bearer_auth(&impostor)
+        .json(&json!({"connectionId": connection, "type": "signalr"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listen.status(), 403);
+    let (status, _) = m
+        .call(
+            ServiceAccount,
+            reqwest::Method::POST,
+            "/api/_rt/join",
+            Some(join),
+        )
+        .await;
+    assert_eq!(status, 200, "the account itself may");
+}
