@@ -153,16 +153,22 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         lifetime: hub.lifetime().clone(),
         auth: auth.clone(),
     });
-    let mut router = Router::new()
+    let own = Router::new()
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(ready).with_state(store))
         .route("/api/_auth", post(service_account_token).with_state(auth))
-        .nest(SIGNALR_PATH, hub.endpoint(connection_options))
         .merge(channels_rest::routes(channels_api))
+        .method_not_allowed_fallback(crate::api_error::method_not_allowed);
+    // The SignalR endpoint answers as ASP.NET Core does (plain text errors); every other
+    // endpoint, and every unknown path, in the JSON error shape.
+    let mut router = Router::new()
+        .nest(SIGNALR_PATH, hub.endpoint(connection_options))
+        .merge(own)
         .merge(collections::rest::routes(collections))
+        .fallback(crate::api_error::fallback)
         .layer(TraceLayer::new_for_http());
     if let Some(cors) = cors(&config.cors_origins) {
         router = router.layer(cors);
