@@ -169,7 +169,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         .merge(own)
         .merge(collections::rest::routes(collections))
         .fallback(crate::api_error::fallback)
-        .layer(TraceLayer::new_for_http());
+        .layer(TraceLayer::new_for_http().make_span_with(crate::logging::request_span));
     if let Some(cors) = cors(&config.cors_origins) {
         router = router.layer(cors);
     }
