@@ -13,24 +13,24 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
     let server =
         process_support::spawn("", &["--server-key", SERVER_KEY], &[("RUST_LOG", "trace")]);
     let http = reqwest::Client::new();
-    let negotiated: Value = http
-        .post(server.url("/api/_rt/signalr/negotiate?negotiateVersion=1"))
-        .header("x-apikey", SERVER_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let negotiate = |path: String, key: Option<&str>| {
+        let mut request = http.post(server.url(&path));
+        if let Some(key) = key {
+            request = request.header("x-apikey", key);
+        }
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let negotiated = negotiate(
+        "/api/_rt/signalr/negotiate?negotiateVersion=1".into(),
+        Some(SERVER_KEY),
+    )
+    .await;
     let token = negotiated["connectionToken"].as_str().unwrap().to_owned();
-    let v0: Value = http
-        .post(server.url(&format!("/api/_rt/signalr/negotiate?apikey={SERVER_KEY}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v0 = negotiate(
+        format!("/api/_rt/signalr/negotiate?apikey={SERVER_KEY}"),
+        None,
+    )
+    .await;
     let v0_id = v0["connectionId"].as_str().unwrap().to_owned();
     // A long poll and an SSE request carry the token; the query carries the rest.
     let poll = http
