@@ -59,6 +59,8 @@ struct Matrix {
     service_token: String,
     rows: usize,
     files: Vec<std::path::PathBuf>,
+    /// The hub connections opened so far, kept open.
+    hubs: Vec<Hub>,
 }
 
 impl Matrix {
@@ -116,6 +118,7 @@ impl Matrix {
             service_token: token["token"].as_str().unwrap().to_owned(),
             rows: 0,
             files: vec![schema, config],
+            hubs: Vec::new(),
         }
     }
 
@@ -183,8 +186,9 @@ impl Matrix {
         hub.send("{\"protocol\":\"json\",\"version\":1}\u{1e}")
             .await;
         hub.next().await;
-        // Keep the socket alive for the rest of the test.
-        CONNECTIONS.lock().unwrap().push(hub);
+        // Keep the socket alive for the rest of the test (on this test's runtime: a static
+        // shared by tests would hand one test's socket to another's dead runtime).
+        self.hubs.push(hub);
         Some(body["connectionId"].as_str().unwrap().to_owned())
     }
 }
@@ -239,8 +243,6 @@ impl Hub {
         }
     }
 }
-
-static CONNECTIONS: std::sync::Mutex<Vec<Hub>> = std::sync::Mutex::new(Vec::new());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorization_matrix() {
@@ -456,9 +458,12 @@ async fn the_authorization_matrix() {
             ("JoinGroup", json!(["app:docs"]), false),
         ];
         for (target, arguments, allowed) in hub_checks {
-            let mut hubs = CONNECTIONS.lock().unwrap().pop().unwrap();
-            let ok = hubs.invoke(target, arguments.clone()).await;
-            CONNECTIONS.lock().unwrap().push(hubs);
+            let ok = m
+                .hubs
+                .last_mut()
+                .unwrap()
+                .invoke(target, arguments.clone())
+                .await;
             m.rows += 1;
             if ok != allowed {
                 failures.push(format!(
@@ -539,7 +544,7 @@ async fn the_authorization_matrix() {
         failures.join("\n")
     );
     eprintln!("authorization matrix: {} rows", m.rows);
-    CONNECTIONS.lock().unwrap().clear();
+    m.hubs.clear();
     m.server.shutdown().await.unwrap();
     for file in m.files {
         let _ = std::fs::remove_file(file);
