@@ -19,11 +19,14 @@
 //! ```
 
 mod broadcast;
+mod caller;
 mod connection;
 mod dispatch;
+mod errors;
 pub mod handshake;
 pub mod lifetime;
 mod options;
+mod paths;
 pub mod protocol;
 mod sequencing;
 mod server;
@@ -31,9 +34,12 @@ mod streams;
 mod writer;
 
 pub use broadcast::{Broadcast, Encoder};
+pub use caller::ConnectionContext;
 pub use dispatch::{Caller, FromArguments, HubError, HubMethods, ItemStream, UploadStream};
 pub use lifetime::{
     Delivery, GroupError, LifetimeManager, LocalLifetimeManager, Member, Membership,
 };
+pub use negotiate::{ConnectRequest, TransportKind};
 pub use options::HubOptions;
+pub use paths::HubPaths;
 pub use server::{HubServer, HubServerBuilder};
