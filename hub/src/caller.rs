@@ -21,7 +21,7 @@ pub struct Caller {
 
 /// What a connection was opened with: the transport and the HTTP request that connected it
 /// (the WebSocket upgrade, the EventSource GET or the first long poll), as at connect time.
-pub struct ConnectionContext {
+pub(crate) struct ConnectionContext {
     pub transport: TransportKind,
     pub request: Arc<ConnectRequest>,
     pub(crate) control: ConnectionControl,
