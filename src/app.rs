@@ -137,6 +137,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
             client_timeout: s.client_timeout,
             handshake_timeout: s.handshake_timeout,
             max_message_bytes: s.max_message_bytes,
+            ..HubOptions::default()
         })
         .build();
     let connection_options = ConnectionOptions {

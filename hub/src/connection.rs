@@ -3,7 +3,9 @@
 //! parallel invocation per client).
 
 use crate::broadcast::Encoder;
-use crate::dispatch::{invocation_error, Caller, Started};
+use crate::caller::{ConnectionContext, ConnectionControl};
+use crate::dispatch::{Caller, Started};
+use crate::errors::{close_error, invocation_error};
 use crate::handshake;
 use crate::lifetime::Member;
 use crate::protocol::{Close, Completion, Decoded, HubMessage, HubProtocol, Invocation};
@@ -89,12 +91,21 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
         "handshake completed"
     );
 
+    let detailed = shared.options.enable_detailed_errors;
+    let context = ConnectionContext::new(transport.transport, transport.request.clone(), detailed);
+    let caller = Caller::new(
+        transport.id.clone(),
+        transport.identity.clone(),
+        shared.lifetime.clone(),
+        context.clone(),
+    );
+    // Reachable by `HubServer::close_connection` from here on.
+    shared
+        .connections
+        .insert(transport.id.as_arc().clone(), context.clone());
     let mut connection = HubConnection {
-        caller: Caller {
-            connection_id: transport.id.clone(),
-            identity: transport.identity.clone(),
-            groups: shared.lifetime.clone(),
-        },
+        caller,
+        context,
         shared: shared.clone(),
         writer: Writer::new(transport.outbox.clone(), protocol.clone()),
         protocol,
@@ -103,10 +114,26 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
         input,
         client_pinged: false,
     };
-    // Boxed for the same reason as message handling below: inline, the message loop's state
-    // sat beside the handshake's for the connection's whole life.
-    Box::pin(connection.run(&mut transport)).await;
+    // As in .NET, the application's OnConnected runs after the handshake reply and before any
+    // message is handled; a refusal closes the connection with its error, and no reconnect.
+    let refused = match &shared.on_connected {
+        Some(hook) => hook(connection.caller.clone()).await.err(),
+        None => None,
+    };
+    match refused {
+        Some(error) => {
+            tracing::debug!(connection_id = %transport.id, "on_connected refused the connection");
+            connection.writer.send_and_close(&HubMessage::Close(Close {
+                error: Some(close_error(error, detailed)),
+                allow_reconnect: false,
+            }));
+        }
+        // Boxed for the same reason as message handling below: inline, the message loop's
+        // state sat beside the handshake's for the connection's whole life.
+        None => Box::pin(connection.run(&mut transport)).await,
+    }
     connection.streams.end();
+    shared.connections.remove(transport.id.as_str());
     shared.lifetime.on_disconnected(&transport.id).await;
     for hook in &shared.on_disconnect {
         hook(&transport.id);
@@ -138,6 +165,8 @@ async fn read_handshake(
 struct HubConnection {
     shared: Arc<Shared>,
     caller: Caller,
+    /// Shared with the caller and the server's table: how a close is asked for.
+    context: Arc<ConnectionContext>,
     protocol: Arc<dyn HubProtocol>,
     writer: Writer,
     streams: Streams,
@@ -158,7 +187,10 @@ impl HubConnection {
         // Stateful reconnect: acknowledge what arrived about once a second, as .NET does.
         let ack = sleep(ACK_INTERVAL);
         let mut ack_armed = false;
-        tokio::pin!(ping, client_timeout, ack);
+        let context = self.context.clone();
+        let control: &ConnectionControl = &context.control;
+        let close_requested = control.requested();
+        tokio::pin!(ping, client_timeout, ack, close_requested);
 
         // Anything that came with the handshake is handled first.
         let mut flow = Box::pin(self.drain_input()).await;
@@ -169,6 +201,7 @@ impl HubConnection {
                     error: None,
                     allow_reconnect: true,
                 })),
+                close = &mut close_requested => Flow::End(Some(close)),
                 chunk = transport.inbound.recv() => match chunk {
                     None => Flow::End(None),
                     Some(Inbound::Reattached) => {
@@ -319,20 +352,23 @@ impl HubConnection {
             stream_ids,
             ..
         } = invocation;
+        let detailed = self.shared.options.enable_detailed_errors;
         let started = self.shared.methods.start(
             self.caller.clone(),
             &target,
             arguments,
             stream_ids.len(),
             streaming,
+            detailed,
         );
         let outcome = match started {
             Ok(Started::Unary(running)) => running
                 .await
-                .map_err(|error| invocation_error(&target, error)),
+                .map_err(|error| invocation_error(&target, error, detailed)),
             Ok(Started::Uploading(running, senders)) => {
                 self.streams.start_upload(
                     &self.writer,
+                    detailed,
                     target,
                     invocation_id,
                     running,
@@ -344,7 +380,8 @@ impl HubConnection {
             Ok(Started::Streaming(items)) => {
                 // A StreamInvocation always carries an id (the codec requires it).
                 if let Some(id) = invocation_id {
-                    self.streams.start_stream(&self.writer, target, id, items);
+                    self.streams
+                        .start_stream(&self.writer, detailed, target, id, items);
                 }
                 return;
             }

@@ -26,36 +26,17 @@
 //! assert!(methods.contains("echo") && methods.contains("count") && methods.contains("SUM"));
 //! ```
 
-use crate::lifetime::LifetimeManager;
+pub use crate::caller::Caller;
+pub use crate::errors::HubError;
+use crate::errors::{binding_error, invocation_error};
 use futures_util::{Stream, StreamExt};
-use negotiate::{Identity, RandomId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// Why a hub method did not return a value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HubError {
-    /// A refusal meant for the caller (.NET's `HubException`): the text reaches the client.
-    #[error("{0}")]
-    Refused(String),
-    /// A failure whose detail stays in the server's log; the client gets .NET's generic text.
-    #[error("{0}")]
-    Internal(String),
-}
-
-/// The connection that invoked a method.
-#[derive(Clone)]
-pub struct Caller {
-    pub connection_id: RandomId,
-    pub identity: Arc<Identity>,
-    pub groups: Arc<dyn LifetimeManager>,
-}
 
 /// The invocation's arguments did not fit the method's parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +80,11 @@ type MethodFuture = Pin<Box<dyn Future<Output = Result<Value, HubError>> + Send>
 /// The items a streaming method produces; an `Err` ends the stream with an error Completion.
 pub type ItemStream = Pin<Box<dyn Stream<Item = Result<Value, HubError>> + Send>>;
 
+/// A streaming method starting: `Err` is a failure before the first item, which ends the
+/// invocation with the Completion of a failed invocation (not of a failed stream), as .NET does
+/// when a streaming method throws.
+pub(crate) type OpeningStream = Pin<Box<dyn Future<Output = Result<ItemStream, HubError>> + Send>>;
+
 /// How many items of one client-to-server stream wait before the connection stops reading
 /// (.NET's `StreamBufferCapacity`).
 pub const UPLOAD_BUFFER_ITEMS: usize = 10;
@@ -125,7 +111,7 @@ trait Unary: Send + Sync {
 }
 
 trait Streaming: Send + Sync {
-    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<ItemStream, BindError>;
+    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<OpeningStream, BindError>;
 }
 
 trait Uploading: Send + Sync {
@@ -168,6 +154,14 @@ where
     }
 }
 
+fn item_stream<S, T>(items: S) -> ItemStream
+where
+    S: Stream<Item = Result<T, HubError>> + Send + 'static,
+    T: Serialize,
+{
+    Box::pin(items.map(|item| item.and_then(to_value)))
+}
+
 impl<F, A, S, T> Streaming for Function<F, A>
 where
     F: Fn(Caller, A) -> S + Send + Sync,
@@ -175,9 +169,26 @@ where
     S: Stream<Item = Result<T, HubError>> + Send + 'static,
     T: Serialize,
 {
-    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<ItemStream, BindError> {
-        let items = (self.function)(caller, A::from_arguments(arguments)?);
-        Ok(Box::pin(items.map(|item| item.and_then(to_value))))
+    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<OpeningStream, BindError> {
+        let items = item_stream((self.function)(caller, A::from_arguments(arguments)?));
+        Ok(Box::pin(std::future::ready(Ok(items))))
+    }
+}
+
+/// A streaming method that may fail before its stream exists (`try_stream`).
+struct Opening<F, A>(Function<F, A>);
+
+impl<F, A, Fut, S, T> Streaming for Opening<F, A>
+where
+    F: Fn(Caller, A) -> Fut + Send + Sync,
+    A: FromArguments,
+    Fut: Future<Output = Result<S, HubError>> + Send + 'static,
+    S: Stream<Item = Result<T, HubError>> + Send + 'static,
+    T: Serialize,
+{
+    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<OpeningStream, BindError> {
+        let opening = (self.0.function)(caller, A::from_arguments(arguments)?);
+        Ok(Box::pin(async move { opening.await.map(item_stream) }))
     }
 }
 
@@ -214,8 +225,8 @@ pub(crate) enum Started {
     Unary(MethodFuture),
     /// Runs beside the connection, which feeds `senders` from the client's StreamItems.
     Uploading(MethodFuture, Vec<mpsc::Sender<Result<Value, String>>>),
-    /// Server-to-client items (for a StreamInvocation).
-    Streaming(ItemStream),
+    /// Server-to-client items (for a StreamInvocation), once the method has opened them.
+    Streaming(OpeningStream),
 }
 
 /// The methods a hub serves.
@@ -259,6 +270,24 @@ impl HubMethods {
         self.add(name, Kind::Streaming(Box::new(Function::new(function))))
     }
 
+    /// Register a server-to-client streaming method that may fail before its first item
+    /// (.NET's streaming method that throws): an `Err` from `function` ends the invocation with
+    /// "An unexpected error occurred invoking '…'", where an `Err` item gives the streaming
+    /// error text.
+    pub fn try_stream<F, A, Fut, S, T>(self, name: &'static str, function: F) -> Self
+    where
+        F: Fn(Caller, A) -> Fut + Send + Sync + 'static,
+        A: FromArguments,
+        Fut: Future<Output = Result<S, HubError>> + Send + 'static,
+        S: Stream<Item = Result<T, HubError>> + Send + 'static,
+        T: Serialize + 'static,
+    {
+        self.add(
+            name,
+            Kind::Streaming(Box::new(Opening(Function::new(function)))),
+        )
+    }
+
     /// Register a method that takes `streams` client-to-server streams after its arguments.
     pub fn upload<F, A, Fut, R>(self, name: &'static str, streams: usize, function: F) -> Self
     where
@@ -289,7 +318,8 @@ impl HubMethods {
     }
 
     /// Start `target` for an Invocation (`streaming: false`) or a StreamInvocation, with
-    /// `stream_count` client streams. `Err` is the Completion's error text, in .NET's words.
+    /// `stream_count` client streams. `Err` is the Completion's error text, in .NET's words
+    /// (with `detailed` errors, as `HubOptions::enable_detailed_errors` has them).
     pub(crate) fn start(
         &self,
         caller: Caller,
@@ -297,12 +327,12 @@ impl HubMethods {
         arguments: Vec<Value>,
         stream_count: usize,
         streaming: bool,
+        detailed: bool,
     ) -> Result<Started, String> {
         let kind = self
             .find(target)
             .ok_or_else(|| format!("Unknown hub method '{target}'"))?;
-        let bind_failed =
-            |BindError| format!("Failed to invoke '{target}' due to an error on the server.");
+        let bind_failed = |BindError| binding_error(target, detailed);
         let expected_streams = match kind {
             Kind::Uploading { streams, .. } => *streams,
             _ => 0,
@@ -348,37 +378,11 @@ impl HubMethods {
         target: &str,
         arguments: Vec<Value>,
     ) -> Result<Value, String> {
-        match self.start(caller, target, arguments, 0, false)? {
+        match self.start(caller, target, arguments, 0, false, false)? {
             Started::Unary(running) | Started::Uploading(running, _) => running
                 .await
-                .map_err(|error| invocation_error(target, error)),
+                .map_err(|error| invocation_error(target, error, false)),
             Started::Streaming(_) => unreachable!("start refuses streaming methods here"),
-        }
-    }
-}
-
-/// The Completion text for a failed invocation.
-pub(crate) fn invocation_error(target: &str, error: HubError) -> String {
-    match error {
-        HubError::Refused(message) => format!(
-            "An unexpected error occurred invoking '{target}' on the server. HubException: {message}"
-        ),
-        HubError::Internal(detail) => {
-            tracing::error!(target, %detail, "hub method failed");
-            format!("An unexpected error occurred invoking '{target}' on the server.")
-        }
-    }
-}
-
-/// The Completion text for a stream that failed.
-pub(crate) fn stream_error(target: &str, error: HubError) -> String {
-    match error {
-        HubError::Refused(message) => format!(
-            "An error occurred on the server while streaming results. HubException: {message}"
-        ),
-        HubError::Internal(detail) => {
-            tracing::error!(target, %detail, "hub stream failed");
-            "An error occurred on the server while streaming results.".to_owned()
         }
     }
 }
@@ -386,15 +390,10 @@ pub(crate) fn stream_error(target: &str, error: HubError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifetime::LocalLifetimeManager;
     use serde_json::json;
 
     fn caller() -> Caller {
-        Caller {
-            connection_id: RandomId::generate(),
-            identity: Arc::new(Identity::anonymous()),
-            groups: Arc::new(LocalLifetimeManager::new()),
-        }
+        Caller::for_tests()
     }
 
     fn methods() -> HubMethods {

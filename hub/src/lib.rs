@@ -17,13 +17,34 @@
 //! axum::serve(listener, app).await
 //! # }
 //! ```
+//!
+//! What an application gets beside methods (see `docs/DECISIONS.md`, "Hub library"):
+//! - **Detailed errors**: [`HubOptions::enable_detailed_errors`] (off by default, as in ASP.NET
+//!   Core) puts the failure's `Type: message` after .NET's generic texts; build such failures
+//!   with [`HubError::exception`].
+//! - **Streams that fail before their first item**: [`HubMethods::try_stream`] completes with
+//!   the failed-invocation text, where a failing item gives the streaming-error text.
+//! - **Lifecycle**: [`HubServerBuilder::on_connected`] may refuse a connection (the client gets
+//!   the `Close` with the error); [`Caller::close`] and [`HubServer::close_connection`] close one
+//!   connection with an error.
+//! - **The connecting request**: [`Caller::header`], [`Caller::cookie`], [`Caller::query`],
+//!   [`Caller::transport`] and [`Caller::identity`] (the user), as .NET's
+//!   `Context.GetHttpContext()`.
+//! - **Case-insensitive hub paths**: [`HubPaths`] rewrites `/testhub` to a hub served at
+//!   `/testHub` in front of the router, as ASP.NET Core's routing matches it.
+//!
+//! MessagePack `bin` and timestamp values still reach methods as JSON shapes (an array of
+//! numbers, an ISO 8601 string); a value type that keeps them is not done yet.
 
 mod broadcast;
+mod caller;
 mod connection;
 mod dispatch;
+mod errors;
 pub mod handshake;
 pub mod lifetime;
 mod options;
+mod paths;
 pub mod protocol;
 mod sequencing;
 mod server;
@@ -35,5 +56,7 @@ pub use dispatch::{Caller, FromArguments, HubError, HubMethods, ItemStream, Uplo
 pub use lifetime::{
     Delivery, GroupError, LifetimeManager, LocalLifetimeManager, Member, Membership,
 };
+pub use negotiate::{ConnectRequest, TransportKind};
 pub use options::HubOptions;
+pub use paths::HubPaths;
 pub use server::{HubServer, HubServerBuilder};

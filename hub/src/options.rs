@@ -13,6 +13,10 @@ pub struct HubOptions {
     pub handshake_timeout: Duration,
     /// Largest inbound hub message (and handshake); larger closes the connection.
     pub max_message_bytes: usize,
+    /// ASP.NET Core's `EnableDetailedErrors`: error Completions and error Closes carry the
+    /// failure's type and message (`InvalidOperationException: …`) instead of only the generic
+    /// sentence. Off by default, as there: details can leak server internals.
+    pub enable_detailed_errors: bool,
 }
 
 impl Default for HubOptions {
@@ -22,6 +26,7 @@ impl Default for HubOptions {
             client_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(15),
             max_message_bytes: 32 * 1024,
+            enable_detailed_errors: false,
         }
     }
 }

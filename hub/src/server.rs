@@ -1,20 +1,25 @@
 //! A SignalR hub server: the application's methods, the protocols it speaks and its group
 //! tables, served on a [`negotiate`] endpoint.
 
+use crate::caller::{close_for, ConnectionContext};
 use crate::connection;
-use crate::dispatch::HubMethods;
+use crate::dispatch::{Caller, HubError, HubMethods};
 use crate::lifetime::{LifetimeManager, LocalLifetimeManager};
 use crate::options::HubOptions;
 use crate::protocol::{Close, HubMessage, HubProtocol, JsonHubProtocol};
 use bytes::Bytes;
+use dashmap::DashMap;
 use negotiate::{ConnectionHandler, ConnectionOptions, Credentials, Identity, RandomId, Rejection};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 type Authenticator = dyn Fn(&Credentials) -> Result<Identity, Rejection> + Send + Sync;
 type DisconnectHook = dyn Fn(&RandomId) + Send + Sync;
+type ConnectHook =
+    dyn Fn(Caller) -> Pin<Box<dyn Future<Output = Result<(), HubError>> + Send>> + Send + Sync;
 type ConnectionInfo =
     dyn Fn(&Credentials, &http::HeaderMap) -> Result<serde_json::Value, Rejection> + Send + Sync;
 
@@ -26,6 +31,9 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     authenticate: Box<Authenticator>,
     pub on_disconnect: Vec<Box<DisconnectHook>>,
+    pub on_connected: Option<Box<ConnectHook>>,
+    /// The hub connections of this process, for `close_connection`.
+    pub connections: DashMap<Arc<str>, Arc<ConnectionContext>>,
     connection_info: Option<Box<ConnectionInfo>>,
     /// The slow-consumer `Close`, encoded once per protocol: every connection holds it.
     farewells: Vec<(&'static str, Bytes)>,
@@ -64,6 +72,7 @@ pub struct HubServerBuilder {
     protocols: Vec<Arc<dyn HubProtocol>>,
     authenticate: Box<Authenticator>,
     on_disconnect: Vec<Box<DisconnectHook>>,
+    on_connected: Option<Box<ConnectHook>>,
     connection_info: Option<Box<ConnectionInfo>>,
 }
 
@@ -85,6 +94,19 @@ impl HubServerBuilder {
     /// application keeps elsewhere, such as subscriptions, is released here).
     pub fn on_disconnect(mut self, hook: impl Fn(&RandomId) + Send + Sync + 'static) -> Self {
         self.on_disconnect.push(Box::new(hook));
+        self
+    }
+
+    /// Run `hook` for each new connection after its handshake, before any of its messages is
+    /// handled (.NET's `OnConnectedAsync`). An `Err` refuses the connection: the client gets a
+    /// `Close` with the error in .NET's words (`Connection closed with an error. HubException:
+    /// …`) and does not reconnect; the `on_disconnect` hooks still run.
+    pub fn on_connected<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Caller) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HubError>> + Send + 'static,
+    {
+        self.on_connected = Some(Box::new(move |caller| Box::pin(hook(caller))));
         self
     }
 
@@ -131,6 +153,8 @@ impl HubServerBuilder {
                 shutdown: CancellationToken::new(),
                 authenticate: self.authenticate,
                 on_disconnect: self.on_disconnect,
+                on_connected: self.on_connected,
+                connections: DashMap::new(),
                 connection_info: self.connection_info,
             }),
         }
@@ -146,12 +170,36 @@ impl HubServer {
             protocols: vec![Arc::new(JsonHubProtocol)],
             authenticate: Box::new(|_| Ok(Identity::anonymous())),
             on_disconnect: Vec::new(),
+            on_connected: None,
             connection_info: None,
         }
     }
 
     pub fn lifetime(&self) -> &Arc<dyn LifetimeManager> {
         &self.shared.lifetime
+    }
+
+    /// Close one connection of this process: it gets a `Close` (with `error` in .NET's words,
+    /// and no reconnect), after what is already queued for it. `false` when no hub connection
+    /// with that id is here.
+    pub fn close_connection(&self, connection_id: &str, error: Option<HubError>) -> bool {
+        let Some(context) = self
+            .shared
+            .connections
+            .get(connection_id)
+            .map(|c| c.clone())
+        else {
+            return false;
+        };
+        let detailed = self.shared.options.enable_detailed_errors;
+        context.control.request(close_for(error, detailed));
+        true
+    }
+
+    /// The ids of this process's hub connections (past their handshake).
+    pub fn connection_ids(&self) -> Vec<String> {
+        let connections = &self.shared.connections;
+        connections.iter().map(|c| c.key().to_string()).collect()
     }
 
     /// The routes to nest at the hub's path.

@@ -1,7 +1,8 @@
 //! A connection's streams: client-to-server uploads fed from StreamItems, and
 //! server-to-client streams produced on their own tasks until they end or are cancelled.
 
-use crate::dispatch::{invocation_error, stream_error, ItemStream};
+use crate::dispatch::OpeningStream;
+use crate::errors::{invocation_error, stream_error};
 use crate::protocol::{Completion, Headers, HubMessage, Outcome, StreamItem};
 use crate::writer::Writer;
 use futures_util::StreamExt;
@@ -35,9 +36,11 @@ impl Streams {
 
     /// Run an upload method beside the connection; its Completion (for a blocking invocation)
     /// is sent when it returns.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_upload(
         &mut self,
         writer: &Writer,
+        detailed: bool,
         target: String,
         invocation_id: Option<String>,
         running: impl Future<Output = Result<Value, crate::HubError>> + Send + 'static,
@@ -54,7 +57,7 @@ impl Streams {
             if let Some(id) = invocation_id {
                 writer.send(&HubMessage::Completion(match outcome {
                     Ok(value) => Completion::result(id, value),
-                    Err(error) => Completion::error(id, invocation_error(&target, error)),
+                    Err(error) => Completion::error(id, invocation_error(&target, error, detailed)),
                 }));
             }
         });
@@ -84,13 +87,14 @@ impl Streams {
         }
     }
 
-    /// Produce a server-to-client stream for `invocation_id`.
+    /// Produce a server-to-client stream for `invocation_id`, once the method has opened it.
     pub fn start_stream(
         &self,
         writer: &Writer,
+        detailed: bool,
         target: String,
         invocation_id: String,
-        mut items: ItemStream,
+        opening: OpeningStream,
     ) {
         let cancel = self.ended.child_token();
         {
@@ -107,27 +111,16 @@ impl Streams {
         }
         let (writer, running, ended) = (writer.clone(), self.running.clone(), self.ended.clone());
         tokio::spawn(async move {
-            let outcome = loop {
-                let next = async {
-                    // Wait for room first: a long stream must not turn its own client into
-                    // a slow consumer.
-                    writer.outbox().writable().await;
-                    items.next().await
-                };
-                let item = tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => break Outcome::Void,
-                    item = next => item,
-                };
-                match item {
-                    None => break Outcome::Void,
-                    Some(Ok(item)) => writer.send(&HubMessage::StreamItem(StreamItem {
-                        headers: Headers::new(),
-                        invocation_id: invocation_id.clone(),
-                        item,
-                    })),
-                    Some(Err(error)) => break Outcome::Error(stream_error(&target, error)),
+            let opened = tokio::select! {
+                biased;
+                () = cancel.cancelled() => Err(Outcome::Void),
+                opened = opening => {
+                    opened.map_err(|error| Outcome::Error(invocation_error(&target, error, detailed)))
                 }
+            };
+            let outcome = match opened {
+                Ok(items) => produce(&writer, &cancel, &invocation_id, items, detailed).await,
+                Err(outcome) => outcome,
             };
             running.lock().remove(&invocation_id);
             // After a CancelInvocation the client still gets its Completion; after the
@@ -153,5 +146,38 @@ impl Streams {
     pub fn end(&mut self) {
         self.ended.cancel();
         self.uploads.clear();
+    }
+}
+
+/// Send the stream's items until it ends, fails or is cancelled; returns the Completion's
+/// outcome.
+async fn produce(
+    writer: &Writer,
+    cancel: &CancellationToken,
+    invocation_id: &str,
+    mut items: crate::dispatch::ItemStream,
+    detailed: bool,
+) -> Outcome {
+    loop {
+        let next = async {
+            // Wait for room first: a long stream must not turn its own client into a slow
+            // consumer.
+            writer.outbox().writable().await;
+            items.next().await
+        };
+        let item = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Outcome::Void,
+            item = next => item,
+        };
+        match item {
+            None => return Outcome::Void,
+            Some(Ok(item)) => writer.send(&HubMessage::StreamItem(StreamItem {
+                headers: Headers::new(),
+                invocation_id: invocation_id.to_owned(),
+                item,
+            })),
+            Some(Err(error)) => return Outcome::Error(stream_error(error, detailed)),
+        }
     }
 }

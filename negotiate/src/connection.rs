@@ -58,6 +58,8 @@ pub struct TransportConnection {
     /// Negotiated stateful reconnect on a WebSocket: a dropped socket may be replaced within
     /// the disconnect timeout. The hub turns it on only with handshake version 2.
     pub stateful_reconnect: bool,
+    /// The request that connected the transport (headers, cookies, query string).
+    pub request: Arc<crate::request::ConnectRequest>,
 }
 
 impl TransportConnection {

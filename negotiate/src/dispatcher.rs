@@ -9,6 +9,7 @@ use crate::identity::Credentials;
 use crate::manager::{Attached, ClaimError, DisposeOnDrop, Slot};
 use crate::outbox::Outbox;
 use crate::query::Query;
+use crate::request::ConnectRequest;
 use crate::response::{rejection, text};
 use crate::transport::long_polling::{self, Polled};
 use crate::transport::sse;
@@ -38,9 +39,11 @@ pub(crate) async fn dispatch<H: ConnectionHandler>(
         Method::GET if is_websocket_upgrade(&parts.headers) => {
             open_websocket(&endpoint, &mut parts, &query).await
         }
-        Method::GET if accepts_event_stream(&parts.headers) => open_event_stream(&endpoint, &query),
+        Method::GET if accepts_event_stream(&parts.headers) => {
+            open_event_stream(&endpoint, &query, connect_request(&parts))
+        }
         Method::GET if query.get("id").is_none() => connection_info(&endpoint, &parts, &query),
-        Method::GET => long_poll(&endpoint, &query).await,
+        Method::GET => long_poll(&endpoint, &query, connect_request(&parts)).await,
         Method::POST => send(&endpoint, &query, body).await,
         Method::DELETE => delete(&endpoint, &query),
         _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
@@ -138,11 +141,20 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
     has_token(headers, header::ACCEPT, "text/event-stream")
 }
 
+/// What the application may read of the request that connects a transport.
+fn connect_request(parts: &Parts) -> Arc<ConnectRequest> {
+    Arc::new(ConnectRequest::new(
+        parts.uri.clone(),
+        parts.headers.clone(),
+    ))
+}
+
 /// Start the application side of a connection whose transport was just chosen.
 fn start<H: ConnectionHandler>(
     endpoint: &Endpoint<H>,
     slot: &Slot,
     transport: TransportKind,
+    request: Arc<ConnectRequest>,
 ) -> Arc<Attached> {
     let (inbound_tx, inbound) = crate::inbound::channel(endpoint.options.inbound_queue_chunks);
     let outbox = Outbox::new(endpoint.options.max_outbound_queue_bytes);
@@ -155,6 +167,7 @@ fn start<H: ConnectionHandler>(
         inbound,
         outbox: outbox.clone(),
         stateful_reconnect: slot.stateful && transport == TransportKind::WebSockets,
+        request,
     };
     let span =
         tracing::info_span!("connection", connection_id = %slot.id, transport = transport.name());
@@ -225,11 +238,12 @@ async fn open_websocket<H: ConnectionHandler>(
         }
     };
     let endpoint = endpoint.clone();
+    let request = connect_request(parts);
     Ok(upgrade
         .on_failed_upgrade(failed)
         .on_upgrade(move |socket| async move {
             let span = tracing::info_span!("websocket", connection_id = %slot.id);
-            serve_websocket(&endpoint, &slot, socket, reattach)
+            serve_websocket(&endpoint, &slot, socket, reattach, request)
                 .instrument(span)
                 .await;
         }))
@@ -240,9 +254,10 @@ async fn serve_websocket<H: ConnectionHandler>(
     slot: &Arc<Slot>,
     socket: axum::extract::ws::WebSocket,
     reattach: bool,
+    request: Arc<ConnectRequest>,
 ) {
     let attached = match (reattach, slot.attached()) {
-        (false, _) => start(endpoint, slot, TransportKind::WebSockets),
+        (false, _) => start(endpoint, slot, TransportKind::WebSockets, request),
         (true, Some(attached)) => attached,
         (true, None) => return,
     };
@@ -306,11 +321,15 @@ fn connection_info<H: ConnectionHandler>(
     }
 }
 
-fn open_event_stream<H: ConnectionHandler>(endpoint: &Arc<Endpoint<H>>, query: &Query) -> Answer {
+fn open_event_stream<H: ConnectionHandler>(
+    endpoint: &Arc<Endpoint<H>>,
+    query: &Query,
+    request: Arc<ConnectRequest>,
+) -> Answer {
     enabled(endpoint, TransportKind::ServerSentEvents)?;
     let slot = known(endpoint, query)?;
     claim(&slot, TransportKind::ServerSentEvents)?;
-    let attached = start(endpoint, &slot, TransportKind::ServerSentEvents);
+    let attached = start(endpoint, &slot, TransportKind::ServerSentEvents, request);
     // No reconnect window for SSE: when the GET ends, the connection ends.
     let on_end = DisposeOnDrop {
         manager: endpoint.manager.clone(),
@@ -319,13 +338,17 @@ fn open_event_stream<H: ConnectionHandler>(endpoint: &Arc<Endpoint<H>>, query: &
     Ok(sse::response(attached.outbox.clone(), on_end))
 }
 
-async fn long_poll<H: ConnectionHandler>(endpoint: &Arc<Endpoint<H>>, query: &Query) -> Answer {
+async fn long_poll<H: ConnectionHandler>(
+    endpoint: &Arc<Endpoint<H>>,
+    query: &Query,
+    request: Arc<ConnectRequest>,
+) -> Answer {
     enabled(endpoint, TransportKind::LongPolling)?;
     let slot = known(endpoint, query)?;
     match slot.transport() {
         None => {
             claim(&slot, TransportKind::LongPolling)?;
-            let attached = start(endpoint, &slot, TransportKind::LongPolling);
+            let attached = start(endpoint, &slot, TransportKind::LongPolling, request);
             attached.poll.lock().idle_since = Some(Instant::now());
             // The first poll answers at once: the client sends its handshake only after it.
             return Ok(long_polling::response(StatusCode::OK, Bytes::new()));

@@ -15,6 +15,7 @@ mod negotiate;
 mod options;
 mod outbox;
 mod query;
+mod request;
 mod response;
 mod transport;
 
@@ -27,3 +28,4 @@ pub use inbound::{Closed, InboundReceiver, InboundSender};
 pub use options::{ConnectionOptions, Transports};
 pub use outbox::{Next, Outbox, PushError, SequenceEncoder, TransferFormat};
 pub use query::Query;
+pub use request::ConnectRequest;
