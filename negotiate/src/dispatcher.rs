@@ -156,8 +156,7 @@ fn start<H: ConnectionHandler>(
         outbox: outbox.clone(),
         stateful_reconnect: slot.stateful && transport == TransportKind::WebSockets,
     };
-    let span =
-        tracing::info_span!("connection", connection_id = %slot.id, transport = transport.name());
+    let span = tracing::info_span!("connection", connection_id = %slot.id.redacted(), transport = transport.name());
     let application = endpoint.handler.on_connected(connection);
     tokio::spawn(
         async move {
@@ -218,7 +217,7 @@ async fn open_websocket<H: ConnectionHandler>(
     let failed = {
         let (endpoint, slot) = (endpoint.clone(), slot.clone());
         move |error: axum::Error| {
-            tracing::debug!(connection_id = %slot.id, %error, "WebSocket upgrade failed");
+            tracing::debug!(connection_id = %slot.id.redacted(), %error, "WebSocket upgrade failed");
             if !reattach {
                 endpoint.manager.dispose(&slot);
             }
@@ -228,7 +227,7 @@ async fn open_websocket<H: ConnectionHandler>(
     Ok(upgrade
         .on_failed_upgrade(failed)
         .on_upgrade(move |socket| async move {
-            let span = tracing::info_span!("websocket", connection_id = %slot.id);
+            let span = tracing::info_span!("websocket", connection_id = %slot.id.redacted());
             serve_websocket(&endpoint, &slot, socket, reattach)
                 .instrument(span)
                 .await;
@@ -399,7 +398,7 @@ fn delete<H>(endpoint: &Endpoint<H>, query: &Query) -> Answer {
             "Cannot terminate this connection using the DELETE endpoint.",
         ));
     }
-    tracing::debug!(connection_id = %slot.id, "ended by DELETE");
+    tracing::debug!(connection_id = %slot.id.redacted(), "ended by DELETE");
     endpoint.manager.dispose(&slot);
     Ok(text(StatusCode::ACCEPTED, ""))
 }

@@ -21,7 +21,7 @@ mod transport;
 pub use connection::{Inbound, TransportConnection, TransportKind};
 pub use endpoint::endpoint;
 pub use handler::{ConnectionHandler, Rejection};
-pub use id::RandomId;
+pub use id::{RandomId, Redacted};
 pub use identity::{Credentials, Identity};
 pub use inbound::{Closed, InboundReceiver, InboundSender};
 pub use options::{ConnectionOptions, Transports};

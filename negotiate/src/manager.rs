@@ -126,7 +126,7 @@ pub(crate) struct DisposeOnDrop {
 
 impl Drop for DisposeOnDrop {
     fn drop(&mut self) {
-        tracing::debug!(connection_id = %self.slot.id, "stream ended");
+        tracing::debug!(connection_id = %self.slot.id.redacted(), "stream ended");
         self.manager.dispose(&self.slot);
     }
 }
@@ -226,7 +226,7 @@ impl ConnectionManager {
             }
         });
         for slot in idle_pollers {
-            tracing::debug!(connection_id = %slot.id, "the client did not come back in time");
+            tracing::debug!(connection_id = %slot.id.redacted(), "the client did not come back in time");
             if let Some(attached) = slot.attached() {
                 attached.dispose();
             }

@@ -102,7 +102,7 @@ pub(crate) async fn negotiate<H: ConnectionHandler>(
             .get("useStatefulReconnect")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let slot = endpoint.manager.create(identity, version >= 1, stateful);
-    tracing::debug!(connection_id = %slot.id, version, "negotiated");
+    tracing::debug!(connection_id = %slot.id.redacted(), version, "negotiated");
     json(
         axum::http::StatusCode::OK,
         &NegotiateResponse {
