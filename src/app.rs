@@ -75,6 +75,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     };
 
     let lifetime: Arc<dyn LifetimeManager> = Arc::new(LocalLifetimeManager::new());
+    let connections = negotiate::Connections::default();
     let subscriptions = Arc::new(Subscriptions::default());
     let lookups = schema
         .collections()
@@ -102,6 +103,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         dialect,
         feed,
         lifetime: lifetime.clone(),
+        connections: connections.clone(),
         auth: auth.clone(),
         max_body_bytes: config.max_body_bytes,
     });
@@ -151,6 +153,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     let channels_api = Arc::new(ChannelsApi {
         channels,
         lifetime: hub.lifetime().clone(),
+        connections: connections.clone(),
         auth: auth.clone(),
     });
     let mut router = Router::new()
@@ -160,7 +163,10 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         )
         .route("/readyz", get(ready).with_state(store))
         .route("/api/_auth", post(service_account_token).with_state(auth))
-        .nest(SIGNALR_PATH, hub.endpoint(connection_options))
+        .nest(
+            SIGNALR_PATH,
+            hub.endpoint_with(connection_options, &connections),
+        )
         .merge(channels_rest::routes(channels_api))
         .merge(collections::rest::routes(collections))
         .layer(TraceLayer::new_for_http());
