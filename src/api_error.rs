@@ -78,3 +78,35 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// `Path`, whose rejections (a segment that is not UTF-8 after percent-decoding, say) answer
+/// in the JSON error shape instead of axum's plain text.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::bad_request(format!("The path is not valid: {}", rejection.body_text()))
+    }
+}
+
+/// What an unknown endpoint answers: the method and the path (never the query, which may
+/// carry credentials).
+pub fn unknown_endpoint(method: &axum::http::Method, path: &str) -> ApiError {
+    ApiError::not_found(format!("There is no endpoint {method} {path}."))
+}
+
+/// The router's fallback: an unknown path.
+pub async fn fallback(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    unknown_endpoint(&method, uri.path())
+}
+
+/// A known path asked with a method it does not take.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}.", uri.path()),
+    )
+}

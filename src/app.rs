@@ -14,6 +14,7 @@ use crate::collections::{
     store::{self, SharedStore, StoreError},
 };
 use crate::config::Config;
+use crate::limits::AcceptState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -40,6 +41,8 @@ pub const SIGNALR_PATH: &str = "/api/_rt/signalr";
 pub struct App {
     pub router: Router,
     pub hub: HubServer,
+    /// Whether the listener is paused at the open-file limit (reported by `/readyz`).
+    pub accept: Arc<AcceptState>,
     /// Stops the background work (the change feed) on shutdown.
     pub background: CancellationToken,
 }
@@ -156,43 +159,69 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         connections: connections.clone(),
         auth: auth.clone(),
     });
-    let mut router = Router::new()
+    let accept = Arc::new(AcceptState::default());
+    let own = Router::new()
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
-        .route("/readyz", get(ready).with_state(store))
+        .route(
+            "/readyz",
+            get(ready).with_state(Readiness {
+                store,
+                accept: accept.clone(),
+            }),
+        )
         .route("/api/_auth", post(service_account_token).with_state(auth))
+        .merge(channels_rest::routes(channels_api))
+        .method_not_allowed_fallback(crate::api_error::method_not_allowed);
+    // The SignalR endpoint answers as ASP.NET Core does (plain text errors); every other
+    // endpoint, and every unknown path, in the JSON error shape.
+    let mut router = Router::new()
         .nest(
             SIGNALR_PATH,
             hub.endpoint_with(connection_options, &connections),
         )
-        .merge(channels_rest::routes(channels_api))
+        .merge(own)
         .merge(collections::rest::routes(collections))
-        .layer(TraceLayer::new_for_http());
+        .fallback(crate::api_error::fallback)
+        .layer(TraceLayer::new_for_http().make_span_with(crate::logging::request_span));
     if let Some(cors) = cors(&config.cors_origins) {
         router = router.layer(cors);
     }
     Ok(App {
         router,
         hub,
+        accept,
         background,
     })
 }
 
-/// `/readyz`: the database answers.
-async fn ready(State(store): State<SharedStore>) -> Response {
-    match store.ping().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "not ready: the database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "reason": "database" })),
-            )
-                .into_response()
-        }
+#[derive(Clone)]
+struct Readiness {
+    store: SharedStore,
+    accept: Arc<AcceptState>,
+}
+
+/// `/readyz`: the database answers and new connections are accepted (not paused at the
+/// open-file limit); `openFiles` tells the limit, what is in use and the pauses so far.
+async fn ready(State(readiness): State<Readiness>) -> Response {
+    let open_files = readiness.accept.report();
+    let unavailable = |reason: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": reason, "openFiles": open_files })),
+        )
+            .into_response()
+    };
+    if let Err(error) = readiness.store.ping().await {
+        tracing::warn!(%error, "not ready: the database does not answer");
+        return unavailable("database");
     }
+    if readiness.accept.at_limit() {
+        return unavailable("open-file limit");
+    }
+    Json(json!({ "status": "ready", "openFiles": open_files })).into_response()
 }
 
 /// `scheme://host` of a request, as the client addressed it.

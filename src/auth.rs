@@ -7,7 +7,7 @@
 
 use crate::api_error::ApiError;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use negotiate::{Credentials, Identity, Query, Rejection};
+use negotiate::{Credentials, Identity, IdentityKind, Query, Rejection};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,12 +25,11 @@ const CONNECTION_AUDIENCE: &str = "rthub-connection";
 pub const CONNECTION_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Whether `caller` may act on a connection that belongs to `owner`: the server identity on
-/// any; anyone on an anonymous connection (its 128-bit id is a bearer capability); a user on
-/// their own.
+/// any; anyone on an anonymous connection (its 128-bit id is a bearer capability); a user or a
+/// service account on its own — the same kind *and* the same id, so a user whose `sub` reads
+/// `serviceaccount:ops` owns nothing of the service account `ops`.
 pub fn may_act_on(caller: &Identity, owner: &Identity) -> bool {
-    caller.is_server
-        || owner.user_id.is_none()
-        || owner.user_id.as_deref() == caller.user_id.as_deref()
+    caller.is_server || owner.user_id.is_none() || caller.same_principal(owner)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -117,6 +116,18 @@ struct Claims {
     /// Connection tokens only: the identity is the server's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     server: bool,
+    /// Connection tokens only: the kind of principal `sub` names (absent: a user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<TokenKind>,
+}
+
+/// The principal kind carried in a connection token, so that a service account's connection
+/// token does not come back as a user with the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum TokenKind {
+    User,
+    ServiceAccount,
 }
 
 /// `roles` may be a list or a single string.
@@ -233,6 +244,7 @@ impl Authenticator {
             &self.0.service_validation,
         ) {
             return Ok(Identity {
+                kind: IdentityKind::ServiceAccount,
                 user_id: data.claims.sub.map(Into::into),
                 roles: Vec::new(),
                 is_server: true,
@@ -245,7 +257,13 @@ impl Authenticator {
             &self.0.connection_validation,
         ) {
             let claims = data.claims;
+            let kind = match (&claims.sub, claims.kind) {
+                (None, _) => IdentityKind::Anonymous,
+                (Some(_), Some(TokenKind::ServiceAccount)) => IdentityKind::ServiceAccount,
+                (Some(_), _) => IdentityKind::User,
+            };
             return Ok(Identity {
+                kind,
                 authenticated: claims.sub.is_some() || claims.server,
                 user_id: claims.sub.map(Into::into),
                 roles: claims
@@ -274,6 +292,7 @@ impl Authenticator {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Rejection::unauthorized("The bearer token has no subject (sub)."))?;
         Ok(Identity {
+            kind: IdentityKind::User,
             user_id: Some(user_id.into()),
             roles: data
                 .claims
@@ -323,6 +342,8 @@ impl Authenticator {
             roles: Vec<&'a str>,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             server: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            kind: Option<TokenKind>,
             iss: &'a str,
             aud: &'a str,
             iat: u64,
@@ -333,6 +354,11 @@ impl Authenticator {
             sub: identity.user_id.as_deref(),
             roles: identity.roles.iter().map(|r| &**r).collect(),
             server: identity.is_server,
+            kind: match identity.kind {
+                IdentityKind::Anonymous => None,
+                IdentityKind::User => Some(TokenKind::User),
+                IdentityKind::ServiceAccount => Some(TokenKind::ServiceAccount),
+            },
             iss: SERVICE_ISSUER,
             aud: CONNECTION_AUDIENCE,
             iat: now,

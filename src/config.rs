@@ -473,6 +473,22 @@ mod tests {
         assert!(Config::resolve(Cli::default(), short).is_err());
     }
 
+    /// The README's configuration example is a file this server accepts, as written.
+    #[test]
+    fn the_readme_configuration_example_is_accepted() {
+        let readme = include_str!("../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+            .collect();
+        assert!(!blocks.is_empty(), "the README shows a configuration");
+        for block in blocks {
+            let parsed: FileConfig = toml::from_str(block).unwrap();
+            Config::resolve(Cli::default(), parsed).unwrap();
+        }
+    }
+
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());

@@ -8,6 +8,7 @@ pub mod channels;
 pub mod channels_rest;
 pub mod collections;
 pub mod config;
+pub mod limits;
 pub mod logging;
 pub mod server;
 

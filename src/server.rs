@@ -42,11 +42,14 @@ impl RunningServer {
                     source,
                 })?;
         let local_addr = listener.local_addr()?;
+        crate::limits::raise_open_file_limit();
         let app::App {
             router,
             hub,
+            accept,
             background,
         } = app::build(&config).await?;
+        let listener = crate::limits::GuardedListener::new(listener, accept);
         let stop = CancellationToken::new();
         let stopping = stop.clone();
         let task = tokio::spawn(async move {

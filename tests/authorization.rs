@@ -59,6 +59,8 @@ struct Matrix {
     service_token: String,
     rows: usize,
     files: Vec<std::path::PathBuf>,
+    /// The hub connections opened so far, kept open.
+    hubs: Vec<Hub>,
 }
 
 impl Matrix {
@@ -116,6 +118,7 @@ impl Matrix {
             service_token: token["token"].as_str().unwrap().to_owned(),
             rows: 0,
             files: vec![schema, config],
+            hubs: Vec::new(),
         }
     }
 
@@ -190,8 +193,9 @@ impl Matrix {
         hub.send("{\"protocol\":\"json\",\"version\":1}\u{1e}")
             .await;
         hub.next().await;
-        // Keep the socket alive for the rest of the test.
-        CONNECTIONS.lock().unwrap().push(hub);
+        // Keep the socket alive for the rest of the test (on this test's runtime: a static
+        // shared by tests would hand one test's socket to another's dead runtime).
+        self.hubs.push(hub);
         Some(body["connectionId"].as_str().unwrap().to_owned())
     }
 }
@@ -246,8 +250,6 @@ impl Hub {
         }
     }
 }
-
-static CONNECTIONS: std::sync::Mutex<Vec<Hub>> = std::sync::Mutex::new(Vec::new());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorization_matrix() {
@@ -463,9 +465,12 @@ async fn the_authorization_matrix() {
             ("JoinGroup", json!(["app:docs"]), false),
         ];
         for (target, arguments, allowed) in hub_checks {
-            let mut hubs = CONNECTIONS.lock().unwrap().pop().unwrap();
-            let ok = hubs.invoke(target, arguments.clone()).await;
-            CONNECTIONS.lock().unwrap().push(hubs);
+            let ok = m
+                .hubs
+                .last_mut()
+                .unwrap()
+                .invoke(target, arguments.clone())
+                .await;
             m.rows += 1;
             if ok != allowed {
                 failures.push(format!(
@@ -546,10 +551,52 @@ async fn the_authorization_matrix() {
         failures.join("\n")
     );
     eprintln!("authorization matrix: {} rows", m.rows);
-    CONNECTIONS.lock().unwrap().clear();
+    m.hubs.clear();
     m.server.shutdown().await.unwrap();
     for file in m.files {
         let _ = std::fs::remove_file(file);
     }
     database.drop_it().await;
+}
+
+/// A user JWT whose `sub` spells a service account's formatted id owns nothing of that
+/// account's connections: identities compare by kind and id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_named_like_a_service_account_cannot_act_on_its_connections() {
+    let database = TestDb::new(Db::Sqlite).await;
+    let mut m = Matrix::start(&database.url).await;
+    let connection = m.connection(ServiceAccount).await.unwrap();
+    let now = jsonwebtoken::get_current_timestamp();
+    let impostor = jwt(
+        json!({"sub": "serviceaccount:backend", "exp": now + 600}),
+        SECRET,
+    );
+    let join = json!({"connectionId": connection, "channel": "lobby"});
+    let refused = m
+        .http
+        .post(format!("{}/api/_rt/join", m.base))
+        .bearer_auth(&impostor)
+        .json(&join)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let listen = m
+        .http
+        .post(format!("{}/api/docs/_listen", m.base))
+        .bearer_auth(&impostor)
+        .json(&json!({"connectionId": connection, "type": "signalr"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listen.status(), 403);
+    let (status, _) = m
+        .call(
+            ServiceAccount,
+            reqwest::Method::POST,
+            "/api/_rt/join",
+            Some(join),
+        )
+        .await;
+    assert_eq!(status, 200, "the account itself may");
 }

@@ -2,24 +2,10 @@
 
 mod collections_support;
 
-use collections_support::{start, Db, Server, TestDb};
+use collections_support::{with_server, Db};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// Each scenario as two tests, one per database.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Postgres).await })*
-        }
-    };
-}
 
 on_both_databases!(
     create_read_replace_merge_delete,
@@ -34,18 +20,6 @@ on_both_databases!(
     hub_listen_and_stream_changes_from_seq,
     entity_channels_are_refused,
 );
-
-async fn with_server<F, Fut>(db: Db, test: F)
-where
-    F: FnOnce(Server) -> Fut,
-    Fut: std::future::Future<Output = Server>,
-{
-    let database = TestDb::new(db).await;
-    let server = start(&database.url).await;
-    let server = test(server).await;
-    server.stop().await;
-    database.drop_it().await;
-}
 
 async fn create_read_replace_merge_delete(db: Db) {
     with_server(db, |s| async move {

@@ -3,8 +3,9 @@
 //!
 //! The token is secret (it is never the public id, see `manager`), but it travels in URLs,
 //! where proxies log it. So a request must also present the owner's credentials: the same
-//! user, and the server flag only if the owner had it. Anonymous connections stay bearer
-//! capabilities (there is nothing else to check). One leniency, for a client that exists:
+//! principal (kind and id), and the server flag only if the owner had it. Anonymous
+//! connections stay bearer capabilities (there is nothing else to check). One leniency, for a
+//! client that exists:
 //! signalrcore sends no credentials on its long polls (its POSTs and DELETE carry them), so
 //! a poll without credentials is judged by the token alone; a poll that carries credentials
 //! must match like any other request.
@@ -35,10 +36,14 @@ impl Denied {
     }
 }
 
-/// The same principal: user id and server flag. Roles may differ (a refreshed token may
-/// carry other roles; they are read from the identity recorded at negotiate).
+/// The same principal: kind, user id and server flag. Unlike [`Identity::same_principal`],
+/// two identities without a user id match here (an anonymous connection and a request without
+/// credentials; a server key's connection and the server key). Roles may differ (a refreshed
+/// token may carry others; the connection keeps the ones recorded at negotiate).
 fn same_principal(owner: &Identity, presented: &Identity) -> bool {
-    owner.user_id == presented.user_id && owner.is_server == presented.is_server
+    owner.kind == presented.kind
+        && owner.user_id == presented.user_id
+        && owner.is_server == presented.is_server
 }
 
 /// Whether a request with these headers and query may use a connection of `owner`.
@@ -87,6 +92,7 @@ mod tests {
                     ..Identity::default()
                 }),
                 Some("alice") | Some("bob") => Ok(Identity {
+                    kind: crate::identity::IdentityKind::User,
                     user_id: credentials.bearer.as_deref().map(Arc::from),
                     authenticated: true,
                     ..Identity::default()

@@ -3,8 +3,24 @@
 
 use std::sync::Arc;
 
+/// What kind of principal an identity is. Ids are only unique within a kind: a user JWT may
+/// carry any `sub`, including one that looks like a service account's, so ownership compares
+/// the kind and the id together ([`Identity::same_principal`]), never a formatted string.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum IdentityKind {
+    /// No user: no credentials, or only an API key.
+    #[default]
+    Anonymous,
+    /// A user of the application (the `sub` of a JWT the application signed).
+    User,
+    /// A service account of this server (`POST /api/_auth`).
+    ServiceAccount,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
+    /// Which namespace `user_id` belongs to.
+    pub kind: IdentityKind,
     /// The user id (`sub` of a JWT); `None` for anonymous connections.
     pub user_id: Option<Arc<str>>,
     /// Custom roles.
@@ -18,6 +34,12 @@ pub struct Identity {
 impl Identity {
     pub fn anonymous() -> Self {
         Self::default()
+    }
+
+    /// Whether both are the same user or the same service account: kind and id compared
+    /// together. Identities without a user id are never the same principal.
+    pub fn same_principal(&self, other: &Identity) -> bool {
+        self.kind == other.kind && self.user_id.is_some() && self.user_id == other.user_id
     }
 }
 
@@ -77,6 +99,22 @@ impl Credentials {
 mod tests {
     use super::*;
     use crate::query::Query;
+
+    #[test]
+    fn principals_compare_by_kind_and_id() {
+        let user = |kind, id: &str| Identity {
+            kind,
+            user_id: Some(id.into()),
+            ..Identity::default()
+        };
+        let alice = user(IdentityKind::User, "alice");
+        assert!(alice.same_principal(&user(IdentityKind::User, "alice")));
+        assert!(!alice.same_principal(&user(IdentityKind::User, "bob")));
+        let account = user(IdentityKind::ServiceAccount, "serviceaccount:ops");
+        let impostor = user(IdentityKind::User, "serviceaccount:ops");
+        assert!(!impostor.same_principal(&account) && !account.same_principal(&impostor));
+        assert!(!Identity::anonymous().same_principal(&Identity::anonymous()));
+    }
 
     #[test]
     fn headers_win_and_empty_values_are_absent() {

@@ -23,7 +23,7 @@ pub use connection::{Inbound, TransportConnection, TransportKind};
 pub use endpoint::{endpoint, endpoint_with, Connections};
 pub use handler::{ConnectionHandler, Rejection};
 pub use id::{RandomId, Redacted};
-pub use identity::{Credentials, Identity};
+pub use identity::{Credentials, Identity, IdentityKind};
 pub use inbound::{Closed, InboundReceiver, InboundSender};
 pub use options::{ConnectionOptions, Transports};
 pub use outbox::{Next, Outbox, PushError, SequenceEncoder, TransferFormat};

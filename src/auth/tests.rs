@@ -251,3 +251,37 @@ fn ownership_rule() {
     );
     assert!(may_act_on(&server, &alice));
 }
+
+#[test]
+fn a_user_named_like_a_service_account_owns_nothing_of_it() {
+    let auth = Authenticator::new(AuthSettings {
+        jwt: Some(JwtKey::Hs256(SECRET.to_vec())),
+        service_accounts: vec![ServiceAccount {
+            client_id: "ops".into(),
+            client_secret: "s3cret".into(),
+        }],
+        ..AuthSettings::default()
+    })
+    .unwrap();
+    let account = auth
+        .identify(&bearer(&auth.service_token("ops", "s3cret").unwrap()))
+        .unwrap();
+    let mut claims = good_claims();
+    claims["sub"] = serde_json::json!("serviceaccount:ops");
+    let impostor = auth.identify(&bearer(&hs256(claims))).unwrap();
+    assert_eq!(
+        account.user_id, impostor.user_id,
+        "the same string, two kinds"
+    );
+    // The service account is the server identity, so ownership is tested on a connection
+    // that belongs to it without that flag: only the kind tells the two apart.
+    let owner = Identity {
+        is_server: false,
+        ..account.clone()
+    };
+    assert!(!may_act_on(&impostor, &owner));
+    assert!(may_act_on(&account, &owner));
+    // The kind survives a connection token.
+    let token = auth.connection_token(&account).unwrap();
+    assert_eq!(auth.identify(&bearer(&token)).unwrap().kind, account.kind);
+}

@@ -14,6 +14,10 @@
 use serde_json::{Number, Value};
 use std::fmt;
 
+mod sql;
+pub use sql::CompileError;
+use sql::Sql;
+
 pub const MAX_FILTER_BYTES: usize = 4096;
 pub const MAX_DEPTH: usize = 32;
 pub const MAX_COMPARISONS: usize = 64;
@@ -231,9 +235,17 @@ fn lex(input: &str) -> Result<Vec<(usize, Token)>, FilterError> {
                             text.push(escaped);
                             i += 2;
                         }
+                        b'\0' => {
+                            // PostgreSQL cannot bind it in text: refused on both backends alike.
+                            return error(i, "strings may not contain the NUL character (U+0000)");
+                        }
                         _ => {
-                            // Copy one whole UTF-8 character.
-                            let ch = input[i..].chars().next().expect("inside the input");
+                            // Copy one whole UTF-8 character (`i` is on a character boundary:
+                            // it only ever steps over whole characters).
+                            let Some(ch) = input.get(i..).and_then(|rest| rest.chars().next())
+                            else {
+                                return error(i, "unterminated string");
+                            };
                             text.push(ch);
                             i += ch.len_utf8();
                         }
@@ -301,10 +313,9 @@ impl Parser {
             self.at += 1;
             terms.push(self.and(depth)?);
         }
-        Ok(if terms.len() == 1 {
-            terms.pop().expect("one")
-        } else {
-            Filter::Or(terms)
+        Ok(match terms.len() {
+            1 => terms.swap_remove(0),
+            _ => Filter::Or(terms),
         })
     }
 
@@ -314,10 +325,9 @@ impl Parser {
             self.at += 1;
             terms.push(self.unary(depth)?);
         }
-        Ok(if terms.len() == 1 {
-            terms.pop().expect("one")
-        } else {
-            Filter::And(terms)
+        Ok(match terms.len() {
+            1 => terms.swap_remove(0),
+            _ => Filter::And(terms),
         })
     }
 
@@ -475,311 +485,6 @@ pub fn parse(input: &str) -> Result<Filter, FilterError> {
     Ok(filter)
 }
 
-// ---------------------------------------------------------------- SQL
-
-struct Sql {
-    dialect: Dialect,
-    next: usize,
-    params: Vec<SqlParam>,
-}
-
-impl Sql {
-    fn bind(&mut self, param: SqlParam) -> String {
-        self.params.push(param);
-        match self.dialect {
-            Dialect::Sqlite => "?".to_owned(),
-            Dialect::Postgres => {
-                self.next += 1;
-                format!("${}", self.next - 1)
-            }
-        }
-    }
-
-    /// The field's JSON value (Postgres `jsonb`; SQLite the extracted SQL value).
-    fn value_of(&mut self, field: &str) -> String {
-        match self.dialect {
-            Dialect::Postgres => {
-                format!("(data -> {})", self.bind(SqlParam::Text(field.to_owned())))
-            }
-            Dialect::Sqlite => format!("json_extract(data, {})", self.bind(json_path(field))),
-        }
-    }
-
-    /// The field's text (for string operators).
-    fn text_of(&mut self, field: &str) -> String {
-        match self.dialect {
-            Dialect::Postgres => {
-                format!("(data ->> {})", self.bind(SqlParam::Text(field.to_owned())))
-            }
-            Dialect::Sqlite => self.value_of(field),
-        }
-    }
-
-    /// The field's JSON type name: Postgres `jsonb_typeof` (string, number, boolean, null, …);
-    /// SQLite `json_type` (text, integer, real, true, false, null, …). NULL when missing.
-    fn type_of(&mut self, field: &str) -> String {
-        match self.dialect {
-            Dialect::Postgres => format!(
-                "jsonb_typeof(data -> {})",
-                self.bind(SqlParam::Text(field.to_owned()))
-            ),
-            Dialect::Sqlite => format!("json_type(data, {})", self.bind(json_path(field))),
-        }
-    }
-
-    fn filter(&mut self, filter: &Filter) -> String {
-        match filter {
-            Filter::And(terms) | Filter::Or(terms) => {
-                let joiner = if matches!(filter, Filter::And(_)) {
-                    " AND "
-                } else {
-                    " OR "
-                };
-                let parts: Vec<String> = terms.iter().map(|t| self.filter(t)).collect();
-                format!("({})", parts.join(joiner))
-            }
-            Filter::Compare(c) => match Column::of(&c.field) {
-                Some(column) => self.column(column, c),
-                None => self.data(c),
-            },
-        }
-    }
-
-    /// `NOT` of a condition that may be NULL (a missing field), counting NULL as false first.
-    fn negate(&self, condition: String) -> String {
-        format!("NOT coalesce({condition}, false)")
-    }
-
-    fn data(&mut self, c: &Comparison) -> String {
-        let field = c.field.as_str();
-        match (&c.value, c.op) {
-            (Literal::Null, Op::Eq) => {
-                // Each placeholder binds its own parameter (SQLite's `?` are positional).
-                let missing = self.type_of(field);
-                let null = self.type_of(field);
-                format!("({missing} IS NULL OR {null} = 'null')")
-            }
-            (Literal::Null, _) => {
-                let kind = self.type_of(field);
-                format!("coalesce({kind} <> 'null', false)")
-            }
-            (Literal::String(text), op) if op.is_text() || c.case_insensitive => {
-                self.text(field, op, c.case_insensitive, text)
-            }
-            (value, Op::Eq) => self.equal(field, value),
-            (value, Op::Ne) => {
-                let equal = self.equal(field, value);
-                self.negate(equal)
-            }
-            (value, op) => self.order(field, op, value),
-        }
-    }
-
-    fn equal(&mut self, field: &str, value: &Literal) -> String {
-        match self.dialect {
-            // Containment uses the collection's GIN (jsonb_path_ops) index.
-            Dialect::Postgres => {
-                let document = serde_json::json!({ field: value.json() });
-                format!("data @> {}::jsonb", self.bind(SqlParam::Json(document)))
-            }
-            Dialect::Sqlite => match value {
-                Literal::Bool(b) => {
-                    let kind = self.type_of(field);
-                    format!("{kind} = '{}'", if *b { "true" } else { "false" })
-                }
-                Literal::String(text) => {
-                    let kind = self.type_of(field);
-                    let extracted = self.value_of(field);
-                    let param = self.bind(SqlParam::Text(text.clone()));
-                    format!("({kind} = 'text' AND {extracted} = {param})")
-                }
-                Literal::Number(n) => {
-                    let kind = self.type_of(field);
-                    let extracted = self.value_of(field);
-                    let param = self.bind(number_param(n));
-                    format!("({kind} IN ('integer', 'real') AND {extracted} = {param})")
-                }
-                Literal::Null => unreachable!("null is handled before"),
-            },
-        }
-    }
-
-    fn order(&mut self, field: &str, op: Op, value: &Literal) -> String {
-        match self.dialect {
-            Dialect::Postgres => {
-                let kind = self.type_of(field);
-                let param_kind = self.bind(SqlParam::Json(value.json()));
-                let extracted = self.value_of(field);
-                let param = self.bind(SqlParam::Json(value.json()));
-                format!("({kind} = jsonb_typeof({param_kind}::jsonb) AND {extracted} {} {param}::jsonb)", op.sql())
-            }
-            Dialect::Sqlite => {
-                let (types, param) = match value {
-                    Literal::String(text) => ("('text')", SqlParam::Text(text.clone())),
-                    Literal::Number(n) => ("('integer', 'real')", number_param(n)),
-                    _ => unreachable!("checked at parse time"),
-                };
-                let kind = self.type_of(field);
-                let extracted = self.value_of(field);
-                let param = self.bind(param);
-                format!("({kind} IN {types} AND {extracted} {} {param})", op.sql())
-            }
-        }
-    }
-
-    fn text(&mut self, field: &str, op: Op, case_insensitive: bool, value: &str) -> String {
-        let kind = self.type_of(field);
-        let is_string = match self.dialect {
-            Dialect::Postgres => format!("{kind} = 'string'"),
-            Dialect::Sqlite => format!("{kind} = 'text'"),
-        };
-        let extracted = self.text_of(field);
-        let matched = self.text_match(&extracted, op, case_insensitive, value);
-        let condition = format!("({is_string} AND {matched})");
-        if op == Op::Ncon || (op == Op::Ne && case_insensitive) {
-            self.negate(condition)
-        } else {
-            condition
-        }
-    }
-
-    /// `subject` against `value` for a string operator (Ncon and Ne~ negated by the caller).
-    fn text_match(&mut self, subject: &str, op: Op, case_insensitive: bool, value: &str) -> String {
-        if matches!(op, Op::Eq | Op::Ne) {
-            // Only the case-insensitive forms get here.
-            let param = self.bind(SqlParam::Text(value.to_owned()));
-            return format!("lower({subject}) = lower({param})");
-        }
-        let (prefix, suffix) = match op {
-            Op::Sw => ("", "%"),
-            Op::Ew => ("%", ""),
-            _ => ("%", "%"),
-        };
-        match (self.dialect, case_insensitive) {
-            (Dialect::Postgres, _) => {
-                let pattern = format!("{prefix}{}{suffix}", like_escape(value));
-                let param = self.bind(SqlParam::Text(pattern));
-                let like = if case_insensitive { "ILIKE" } else { "LIKE" };
-                format!("{subject} {like} {param} ESCAPE '\\'")
-            }
-            (Dialect::Sqlite, true) => {
-                // SQLite's LIKE ignores ASCII case already.
-                let pattern = format!("{prefix}{}{suffix}", like_escape(value));
-                let param = self.bind(SqlParam::Text(pattern));
-                format!("{subject} LIKE {param} ESCAPE '\\'")
-            }
-            (Dialect::Sqlite, false) => {
-                // LIKE would ignore case; GLOB is case-sensitive (its wildcards escaped).
-                let glob = |s: &str| if s.is_empty() { "" } else { "*" };
-                let pattern = format!("{}{}{}", glob(prefix), glob_escape(value), glob(suffix));
-                let param = self.bind(SqlParam::Text(pattern));
-                format!("{subject} GLOB {param}")
-            }
-        }
-    }
-
-    fn column(&mut self, column: Column, c: &Comparison) -> String {
-        let name = column.name();
-        if c.value == Literal::Null {
-            // Columns are never null.
-            return if c.op == Op::Eq {
-                "FALSE".into()
-            } else {
-                "TRUE".into()
-            };
-        }
-        let subject = match (column, self.dialect) {
-            (Column::Id, Dialect::Postgres) => "id::text".to_owned(),
-            _ => name.to_owned(),
-        };
-        match (&c.value, column) {
-            (Literal::String(text), Column::Id) if c.op.is_text() || c.case_insensitive => {
-                let matched = self.text_match(&subject, c.op, c.case_insensitive, text);
-                if c.op == Op::Ncon || (c.op == Op::Ne && c.case_insensitive) {
-                    self.negate(matched)
-                } else {
-                    matched
-                }
-            }
-            (Literal::String(text), Column::Id) => {
-                let param = self.bind(SqlParam::Text(text.to_ascii_lowercase()));
-                format!("{subject} {} {param}", c.op.sql())
-            }
-            (Literal::String(text), Column::Created | Column::Changed) => {
-                let at = chrono::DateTime::parse_from_rfc3339(text)
-                    .expect("checked at parse time")
-                    .with_timezone(&chrono::Utc);
-                let param = self.bind(SqlParam::Text(
-                    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                ));
-                match self.dialect {
-                    Dialect::Postgres => format!("{subject} {} {param}::timestamptz", c.op.sql()),
-                    Dialect::Sqlite => format!("{subject} {} {param}", c.op.sql()),
-                }
-            }
-            (Literal::Number(n), _) => {
-                let param = self.bind(SqlParam::Integer(
-                    n.as_i64().expect("checked at parse time"),
-                ));
-                format!("{subject} {} {param}", c.op.sql())
-            }
-            _ => unreachable!("checked at parse time"),
-        }
-    }
-}
-
-fn number_param(n: &Number) -> SqlParam {
-    match n.as_i64() {
-        Some(i) => SqlParam::Integer(i),
-        None => SqlParam::Float(n.as_f64().unwrap_or(f64::NAN)),
-    }
-}
-
-/// `$."name"`: a JSON path to a top-level key (names cannot contain `"`).
-fn json_path(field: &str) -> SqlParam {
-    SqlParam::Text(format!("$.\"{field}\""))
-}
-
-fn like_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn glob_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '*' => out.push_str("[*]"),
-            '?' => out.push_str("[?]"),
-            '[' => out.push_str("[[]"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-impl Filter {
-    /// Placeholders: PostgreSQL `$n` from `first_param`; SQLite `?` in order.
-    pub fn to_sql(&self, dialect: Dialect, first_param: usize) -> Predicate {
-        let mut sql = Sql {
-            dialect,
-            next: first_param,
-            params: Vec::new(),
-        };
-        let text = sql.filter(self);
-        Predicate {
-            sql: text,
-            params: sql.params,
-        }
-    }
-}
-
 /// `sortBy=name` or `sortBy=name-` (descending).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sort {
@@ -813,20 +518,13 @@ pub fn parse_sort(input: &str) -> Result<Sort, FilterError> {
 impl Sort {
     /// An ORDER BY list, ending with `id` for a stable order.
     pub fn to_sql(&self, dialect: Dialect, first_param: usize) -> Predicate {
-        let mut sql = Sql {
-            dialect,
-            next: first_param,
-            params: Vec::new(),
-        };
+        let mut sql = Sql::new(dialect, first_param);
         let direction = if self.descending { "DESC" } else { "ASC" };
         let subject = match Column::of(&self.field) {
             Some(column) => column.name().to_owned(),
             None => sql.value_of(&self.field),
         };
-        Predicate {
-            sql: format!("{subject} {direction}, id {direction}"),
-            params: sql.params,
-        }
+        sql.into_predicate(format!("{subject} {direction}, id {direction}"))
     }
 }
 

@@ -7,5 +7,6 @@ pub mod hub_methods;
 pub mod listen;
 pub mod rest;
 pub mod schema;
+pub mod select;
 pub mod service;
 pub mod store;

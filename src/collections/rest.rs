@@ -3,19 +3,21 @@
 use super::filter::{self, Predicate};
 use super::listen::{ListenFilter, Subscriber};
 use super::schema::{Collection, Method, WriteMode};
+use super::select::Selection;
 use super::service::Collections;
 use super::store::{Document, Item, ListQuery, Refused};
 use crate::api_error::ApiError;
+use crate::api_error::ApiPath as Path;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use negotiate::Identity;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -33,7 +35,28 @@ pub fn routes(collections: Arc<Collections>) -> Router {
         )
         .route("/api/{collection}/_listen", post(listen))
         .route("/api/{collection}/_unlisten", post(unlisten))
+        .route_layer(axum::middleware::from_fn(reserved))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(collections)
+}
+
+/// A collection path asked with a method it does not take; under `/api/_…` the path is no
+/// collection at all (see [`reserved`]).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    if uri.path().starts_with("/api/_") {
+        return crate::api_error::unknown_endpoint(&method, uri.path());
+    }
+    crate::api_error::method_not_allowed(method, uri).await
+}
+
+/// `/api/_…` paths are the server's own (`/api/_rt/…`, `/api/_auth`): one that reaches the
+/// collection routes is an unknown endpoint, not a collection named `_rt`.
+async fn reserved(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.uri().path().starts_with("/api/_") {
+        return crate::api_error::unknown_endpoint(request.method(), request.uri().path())
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// The caller's identity, then the collection if the caller may use `method` on it.
@@ -56,8 +79,13 @@ fn item_id(text: &str) -> Result<Uuid, ApiError> {
 
 /// The item, with its version as the ETag for a later `If-Match`.
 fn item_response(status: StatusCode, item: &Item) -> Response {
-    let mut response = (status, Json(item.to_json())).into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", item.version)) {
+    versioned(status, item.to_json(), item.version)
+}
+
+/// A view of an item at `version`, with that version as the ETag.
+fn versioned(status: StatusCode, body: Value, version: i64) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     response
@@ -128,13 +156,18 @@ async fn list(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (collection, _) = admit(&collections, &name, Method::Get, &headers, query.as_deref())?;
+    let (collection, identity) =
+        admit(&collections, &name, Method::Get, &headers, query.as_deref())?;
     let params = query_pairs(query.as_deref());
+    let selection = selection(&collections, collection, &params, &identity)?;
     let dialect = collections.dialect;
     let filter: Option<Predicate> = params
         .get("filter")
         .filter(|f| !f.trim().is_empty())
-        .map(|text| filter::parse(text).map(|f| f.to_sql(dialect, 1)))
+        .map(|text| {
+            let parsed = filter::parse(text).map_err(|e| e.to_string())?;
+            parsed.to_sql(dialect, 1).map_err(|e| e.to_string())
+        })
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("filter: {e}")))?;
     let taken = filter.as_ref().map_or(0, |f| f.params.len());
@@ -158,8 +191,8 @@ async fn list(
         .list(&collection.name, &list_query)
         .await?;
     let mut items: Vec<Value> = page.items.iter().map(Item::to_json).collect();
-    if let Some(select) = params.get("select").filter(|s| !s.trim().is_empty()) {
-        items = project(&collections, collection, items, select).await?;
+    if let Some(selection) = selection {
+        items = selection.apply(&collections, items).await?;
     }
     Ok(match page.total {
         Some(count) => Json(json!({ "meta": { "count": count }, "items": items })).into_response(),
@@ -167,80 +200,18 @@ async fn list(
     })
 }
 
-/// `select=a,b,customer.name`: keep `id` and the named fields; a dotted path expands a lookup
-/// to the target item's named fields (one level).
-async fn project(
+/// The `select` of a read, checked before anything is read (see [`Selection`]).
+fn selection<'a>(
     collections: &Collections,
-    collection: &Collection,
-    items: Vec<Value>,
-    select: &str,
-) -> Result<Vec<Value>, ApiError> {
-    let lookups: HashMap<&str, &str> = collection.lookups().collect();
-    let mut plain = Vec::new();
-    let mut expanded: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for field in select.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-        match field.split_once('.') {
-            None => plain.push(field),
-            Some((lookup, inner)) => {
-                if inner.contains('.') {
-                    return Err(ApiError::bad_request(format!(
-                        "select: '{field}' goes deeper than one lookup."
-                    )));
-                }
-                if !lookups.contains_key(lookup) {
-                    return Err(ApiError::bad_request(format!(
-                        "select: '{lookup}' is not a lookup property of '{}'.",
-                        collection.name
-                    )));
-                }
-                expanded.entry(lookup).or_default().push(inner);
-            }
-        }
-    }
-    // One query per lookup property, for all items of the page.
-    let mut targets: HashMap<&str, HashMap<Uuid, Value>> = HashMap::new();
-    for lookup in expanded.keys() {
-        let ids: Vec<Uuid> = items
-            .iter()
-            .filter_map(|item| item.get(*lookup)?.as_str()?.parse().ok())
-            .collect();
-        let found = collections.store.get_many(lookups[lookup], &ids).await?;
-        targets.insert(lookup, found.iter().map(|t| (t.id, t.to_json())).collect());
-    }
-    Ok(items
-        .into_iter()
-        .map(|item| {
-            let mut out = Map::new();
-            out.insert("id".into(), item["id"].clone());
-            for field in &plain {
-                if let Some(value) = item.get(*field) {
-                    out.insert((*field).to_owned(), value.clone());
-                }
-            }
-            for (lookup, fields) in &expanded {
-                let target = item
-                    .get(*lookup)
-                    .and_then(Value::as_str)
-                    .and_then(|id| id.parse::<Uuid>().ok())
-                    .and_then(|id| targets[lookup].get(&id));
-                let value = match target {
-                    None => item.get(*lookup).cloned().unwrap_or(Value::Null),
-                    Some(target) => {
-                        let mut picked = Map::new();
-                        picked.insert("id".into(), target["id"].clone());
-                        for field in fields {
-                            if let Some(value) = target.get(*field) {
-                                picked.insert((*field).to_owned(), value.clone());
-                            }
-                        }
-                        Value::Object(picked)
-                    }
-                };
-                out.insert((*lookup).to_owned(), value);
-            }
-            Value::Object(out)
-        })
-        .collect())
+    collection: &'a Collection,
+    params: &'a HashMap<String, String>,
+    caller: &Identity,
+) -> Result<Option<Selection<'a>>, ApiError> {
+    params
+        .get("select")
+        .filter(|s| !s.trim().is_empty())
+        .map(|select| Selection::parse(collections, collection, select, caller))
+        .transpose()
 }
 
 async fn read(
@@ -249,13 +220,21 @@ async fn read(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (collection, _) = admit(&collections, &name, Method::Get, &headers, query.as_deref())?;
+    let (collection, identity) =
+        admit(&collections, &name, Method::Get, &headers, query.as_deref())?;
+    let params = query_pairs(query.as_deref());
+    let selection = selection(&collections, collection, &params, &identity)?;
     let item = collections
         .store
         .get(&collection.name, item_id(&id)?)
         .await?
         .ok_or_else(|| ApiError::not_found("There is no item with that id."))?;
-    Ok(item_response(StatusCode::OK, &item))
+    let Some(selection) = selection else {
+        return Ok(item_response(StatusCode::OK, &item));
+    };
+    let mut views = selection.apply(&collections, vec![item.to_json()]).await?;
+    let view = views.pop().unwrap_or(Value::Null);
+    Ok(versioned(StatusCode::OK, view, item.version))
 }
 
 async fn create(

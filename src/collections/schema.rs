@@ -330,15 +330,7 @@ fn check_value(property: &Property, value: &Value) -> Result<(), String> {
             }
             Ok(())
         }
-        PropertyType::Integer => {
-            // 2 and 2.0 are the same number; 2.5 is not an integer.
-            let n = value
-                .as_i64()
-                .map(|n| n as f64)
-                .or_else(|| value.as_f64().filter(|f| f.fract() == 0.0))
-                .ok_or("must be an integer")?;
-            number_in_range(n)
-        }
+        PropertyType::Integer => number_in_range(integer(value)?),
         PropertyType::Decimal => number_in_range(value.as_f64().ok_or("must be a number")?),
         PropertyType::Boolean => value
             .as_bool()
@@ -372,6 +364,44 @@ fn check_value(property: &Property, value: &Value) -> Result<(), String> {
     }
 }
 
+/// An `integer` property's value: a whole number that fits 64 signed bits. 2 and 2.0 are the
+/// same number; 2.5 is not an integer, and neither 2^64 nor 1e26 fits (JSON parsing would make
+/// them floats, stored and returned as `1e+26`).
+fn integer(value: &Value) -> Result<f64, String> {
+    const OUT_OF_RANGE: &str =
+        "must be an integer from -9223372036854775808 to 9223372036854775807";
+    if let Some(n) = value.as_i64() {
+        return Ok(n as f64);
+    }
+    if value.is_u64() {
+        return Err(OUT_OF_RANGE.into());
+    }
+    match value.as_f64() {
+        Some(f) if f.fract() != 0.0 || !f.is_finite() => Err("must be an integer".into()),
+        // -2^63 is exact in f64; 2^63 is the first value past i64::MAX.
+        Some(f) if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) => {
+            Ok(f)
+        }
+        Some(_) => Err(OUT_OF_RANGE.into()),
+        None => Err("must be an integer".into()),
+    }
+}
+
+/// Whether a string, or any key or string inside an object or array, holds U+0000. PostgreSQL
+/// cannot store it in `jsonb` or `text`, so both backends refuse it the same way (a field error)
+/// rather than SQLite storing what PostgreSQL answers with an error.
+pub fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
+/// The field error for a NUL character.
+pub const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
+
 impl Collection {
     /// The document to store for a write, or every field error at once.
     ///
@@ -402,6 +432,15 @@ impl Collection {
             }
         }
         let mut errors = Vec::new();
+        for (key, value) in &document {
+            if key.contains('\0') || contains_nul(value) {
+                errors.push(field_error(key, NUL_MESSAGE));
+            }
+        }
+        if !errors.is_empty() {
+            // Nothing else can be judged of a document that cannot be stored.
+            return Err(errors);
+        }
         if !self.properties.is_empty() {
             for key in document.keys() {
                 if !self.properties.iter().any(|p| &p.name == key) {

@@ -34,7 +34,50 @@ pub const SCHEMA: &str = r#"{ "collections": [
                 { "method": "LISTEN", "roleNames": ["_EVERYONE"] } ] },
   { "name": "secrets",
     "properties": [ { "name": "value", "type": "string" } ],
-    "access": [] } ] }"#;
+    "access": [] },
+  { "name": "people",
+    "properties": [ { "name": "name", "type": "string" }, { "name": "ssn", "type": "string" } ],
+    "access": [] },
+  { "name": "notes",
+    "properties": [
+      { "name": "text", "type": "string" },
+      { "name": "person", "type": "lookup", "target": "people" },
+      { "name": "stock", "type": "integer" },
+      { "name": "extra", "type": "object" } ],
+    "access": [ { "method": "GET", "roleNames": ["_EVERYONE"] },
+                { "method": "POST", "roleNames": ["_EVERYONE"] },
+                { "method": "PATCH", "roleNames": ["_EVERYONE"] } ] } ] }"#;
+
+/// The server key of [`start`]'s server.
+pub const SERVER_KEY: &str = "test-server-key-0123456789";
+
+/// Each scenario as two tests, one per database.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Db::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Db::Postgres).await })*
+        }
+    };
+}
+
+/// Run `test` against a fresh server on a fresh database of kind `db`, then clean up.
+pub async fn with_server<F, Fut>(db: Db, test: F)
+where
+    F: FnOnce(Server) -> Fut,
+    Fut: std::future::Future<Output = Server>,
+{
+    let database = TestDb::new(db).await;
+    let server = start(&database.url).await;
+    let server = test(server).await;
+    server.stop().await;
+    database.drop_it().await;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
@@ -128,7 +171,7 @@ pub async fn start(url: &str) -> Server {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         database: Some(url.to_owned()),
         schema: Some(schema.clone()),
-        server_key: Some("test-server-key-0123456789".into()),
+        server_key: Some(SERVER_KEY.into()),
         ..Default::default()
     };
     let server = RunningServer::start(Config::load(cli).unwrap())

@@ -117,7 +117,8 @@ fn errors_say_what_and_where() {
 fn postgres_sql_binds_everything() {
     let p = parse(r#"name eq "x' OR 1=1 --" and (price gt 10 or tag con~ "50%_off")"#)
         .unwrap()
-        .to_sql(Dialect::Postgres, 3);
+        .to_sql(Dialect::Postgres, 3)
+        .unwrap();
     assert_eq!(
         p.sql,
         "(data @> $3::jsonb AND ((jsonb_typeof(data -> $4) = jsonb_typeof($5::jsonb) AND (data -> $6) > $7::jsonb) OR (jsonb_typeof(data -> $8) = 'string' AND (data ->> $9) ILIKE $10 ESCAPE '\\')))"
@@ -142,7 +143,8 @@ fn postgres_sql_binds_everything() {
 fn sqlite_sql_binds_everything_and_contains_is_case_sensitive() {
     let p = parse(r#"name con "a*b" or n ne 5 or missing eq null"#)
         .unwrap()
-        .to_sql(Dialect::Sqlite, 1);
+        .to_sql(Dialect::Sqlite, 1)
+        .unwrap();
     assert_eq!(
         p.sql,
         "((json_type(data, ?) = 'text' AND json_extract(data, ?) GLOB ?) OR NOT coalesce((json_type(data, ?) IN ('integer', 'real') AND json_extract(data, ?) = ?), false) OR (json_type(data, ?) IS NULL OR json_type(data, ?) = 'null'))"
@@ -156,7 +158,8 @@ fn sqlite_sql_binds_everything_and_contains_is_case_sensitive() {
 fn system_fields_use_columns() {
     let p = parse(r#"_version ge 2 and _created lt "2026-01-01T00:00:00+01:00" and id eq "ABC""#)
         .unwrap()
-        .to_sql(Dialect::Postgres, 1);
+        .to_sql(Dialect::Postgres, 1)
+        .unwrap();
     assert_eq!(
         p.sql,
         "(version >= $1 AND created < $2::timestamptz AND id::text = $3)"
@@ -170,7 +173,11 @@ fn system_fields_use_columns() {
         ]
     );
     assert_eq!(
-        parse("id eq null").unwrap().to_sql(Dialect::Sqlite, 1).sql,
+        parse("id eq null")
+            .unwrap()
+            .to_sql(Dialect::Sqlite, 1)
+            .unwrap()
+            .sql,
         "FALSE"
     );
 }
@@ -197,4 +204,62 @@ fn sort_orders_by_a_bound_field_then_id() {
     for bad in ["", "-", "a b", "x;drop", "1a", "a.b"] {
         assert!(parse_sort(bad).is_err(), "{bad}");
     }
+}
+
+/// What the parser refuses is a typed error when compiled from a hand-built filter, never a
+/// panic: the SQL step does not rely on the parser having run.
+#[test]
+fn comparisons_without_sql_are_errors_not_panics() {
+    let cases = [
+        (
+            cmp("_created", Op::Lt, Literal::String("yesterday".into())),
+            CompileError::NotADateTime {
+                field: "_created".into(),
+            },
+        ),
+        (
+            cmp("_changed", Op::Eq, num(3)),
+            CompileError::NotADateTime {
+                field: "_changed".into(),
+            },
+        ),
+        (
+            cmp(
+                "_version",
+                Op::Eq,
+                Literal::Number(serde_json::Number::from_f64(1.5).unwrap()),
+            ),
+            CompileError::NotAnInteger,
+        ),
+        (
+            cmp("_version", Op::Eq, Literal::Bool(true)),
+            CompileError::NotAnInteger,
+        ),
+        (cmp("id", Op::Eq, num(1)), CompileError::NotAString),
+        (cmp("id", Op::Gt, Literal::Null), CompileError::NullOrdering),
+        (
+            cmp("price", Op::Gt, Literal::Null),
+            CompileError::NullOrdering,
+        ),
+        (
+            cmp("flag", Op::Lt, Literal::Bool(true)),
+            CompileError::BooleanOrdering,
+        ),
+    ];
+    for (filter, expected) in cases {
+        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+            assert_eq!(
+                filter.to_sql(dialect, 1),
+                Err(expected.clone()),
+                "{filter:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn nul_in_a_string_literal_is_refused() {
+    let error = parse("name eq \"a\u{0}b\"").unwrap_err();
+    assert!(error.message.contains("NUL"), "{error}");
+    assert_eq!(error.position, 10);
 }

@@ -161,3 +161,41 @@ async fn sends_to_unknown_groups_and_connections_deliver_nothing() {
         Err(GroupError::UnknownConnection)
     );
 }
+
+/// Sends walk a snapshot; every join and leave between two sends must show in the next one,
+/// and a re-join keeps one seat with the new membership.
+#[tokio::test]
+async fn churn_between_sends_shows_in_the_next_send() {
+    let manager = LocalLifetimeManager::new();
+    let encoder: Arc<dyn Encoder> = Arc::new(Tagged("m"));
+    let members: Vec<(Arc<Member>, Outbox)> =
+        (0..3).map(|_| member(encoder.clone(), 1 << 20)).collect();
+    for (m, _) in &members {
+        manager.on_connected(m.clone()).await;
+    }
+    let id = |i: usize| members[i].0.connection_id.as_str().to_owned();
+    let joined = Membership { read_only: false };
+    manager.add_to_group(&id(0), "g", joined).await.unwrap();
+    assert_eq!(manager.send_group("g", &message()).await.delivered, 1);
+    manager.add_to_group(&id(1), "g", joined).await.unwrap();
+    manager.add_to_group(&id(2), "g", joined).await.unwrap();
+    assert_eq!(manager.send_group("g", &message()).await.delivered, 3);
+    manager.remove_from_group(&id(0), "g").await.unwrap();
+    let read_only = Membership { read_only: true };
+    manager.add_to_group(&id(1), "g", read_only).await.unwrap();
+    assert_eq!(manager.send_group("g", &message()).await.delivered, 2);
+    assert_eq!(manager.membership(&id(1), "g").await, Some(read_only));
+    assert_eq!(manager.membership(&id(0), "g").await, None);
+    manager.on_disconnected(&members[2].0.connection_id).await;
+    assert_eq!(manager.send_group("g", &message()).await.delivered, 1);
+    manager.remove_from_group(&id(1), "g").await.unwrap();
+    assert_eq!(manager.group_count(), 0, "an empty group is dropped");
+    let counts: Vec<usize> = {
+        let mut counts = Vec::new();
+        for (_, outbox) in &members {
+            counts.push(drain(outbox).await.len());
+        }
+        counts
+    };
+    assert_eq!(counts, [2, 3, 2]);
+}
