@@ -78,6 +78,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     };
 
     let lifetime: Arc<dyn LifetimeManager> = Arc::new(LocalLifetimeManager::new());
+    let connections = negotiate::Connections::default();
     let subscriptions = Arc::new(Subscriptions::default());
     let lookups = schema
         .collections()
@@ -105,6 +106,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         dialect,
         feed,
         lifetime: lifetime.clone(),
+        connections: connections.clone(),
         auth: auth.clone(),
         max_body_bytes: config.max_body_bytes,
     });
@@ -155,6 +157,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     let channels_api = Arc::new(ChannelsApi {
         channels,
         lifetime: hub.lifetime().clone(),
+        connections: connections.clone(),
         auth: auth.clone(),
     });
     let accept = Arc::new(AcceptState::default());
@@ -176,7 +179,10 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     // The SignalR endpoint answers as ASP.NET Core does (plain text errors); every other
     // endpoint, and every unknown path, in the JSON error shape.
     let mut router = Router::new()
-        .nest(SIGNALR_PATH, hub.endpoint(connection_options))
+        .nest(
+            SIGNALR_PATH,
+            hub.endpoint_with(connection_options, &connections),
+        )
         .merge(own)
         .merge(collections::rest::routes(collections))
         .fallback(crate::api_error::fallback)

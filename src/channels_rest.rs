@@ -17,6 +17,8 @@ use std::sync::Arc;
 pub struct ChannelsApi {
     pub channels: Channels,
     pub lifetime: Arc<dyn LifetimeManager>,
+    /// Resolves the ids clients name connections by (a version 0 client's is its token).
+    pub connections: negotiate::Connections,
     pub auth: Authenticator,
 }
 
@@ -62,16 +64,18 @@ impl ChannelsApi {
             .map_err(|e| ApiError::bad_request(e.to_string()))
     }
 
-    /// A client may act only on connections of its own identity; anonymous connections are
-    /// bearer capabilities (whoever knows the 128-bit id); the server may act on any.
-    async fn owned(&self, caller: &Identity, connection_id: &str) -> Result<(), ApiError> {
+    /// The public id of the connection `presented` names, if the caller may act on it: a
+    /// client only on connections of its own identity; anonymous connections are bearer
+    /// capabilities (whoever knows the 128-bit id); the server may act on any.
+    async fn owned(&self, caller: &Identity, presented: &str) -> Result<String, ApiError> {
+        let connection_id = self.connections.public_id(presented).into_owned();
         let owner = self
             .lifetime
-            .identity(connection_id)
+            .identity(&connection_id)
             .await
             .ok_or_else(|| ApiError::not_found("There is no connection with that id."))?;
         if crate::auth::may_act_on(caller, &owner) {
-            Ok(())
+            Ok(connection_id)
         } else {
             Err(ApiError::forbidden(
                 "That connection belongs to another identity.",
@@ -101,10 +105,10 @@ async fn join(
     let body: JoinBody = parse(&body)?;
     let channel = api.channel(&body.channel)?;
     server_only(&channel, &caller, "join connections to")?;
-    api.owned(&caller, &body.connection_id).await?;
+    let connection_id = api.owned(&caller, &body.connection_id).await?;
     api.lifetime
         .add_to_group(
-            &body.connection_id,
+            &connection_id,
             &channel.wire,
             Membership {
                 read_only: body.read_only,
@@ -124,9 +128,9 @@ async fn leave(
     let caller = api.auth.identify_request(&headers, query.as_deref())?;
     let body: LeaveBody = parse(&body)?;
     let channel = api.channel(&body.channel)?;
-    api.owned(&caller, &body.connection_id).await?;
+    let connection_id = api.owned(&caller, &body.connection_id).await?;
     api.lifetime
-        .remove_from_group(&body.connection_id, &channel.wire)
+        .remove_from_group(&connection_id, &channel.wire)
         .await
         .map_err(|_| ApiError::not_found("There is no connection with that id."))?;
     Ok(Json(json!({ "left": true, "group": channel.wire })))

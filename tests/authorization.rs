@@ -181,7 +181,14 @@ impl Matrix {
             "{}/api/_rt/signalr?id={token}",
             self.base.replacen("http", "ws", 1)
         );
-        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        // Transport requests carry the credentials that negotiated, as clients send them.
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.as_str().into_client_request().unwrap();
+        let presented = self.credentials(who, self.http.get(&url)).build().unwrap();
+        for (name, value) in presented.headers() {
+            request.headers_mut().insert(name, value.clone());
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         let mut hub = Hub { socket };
         hub.send("{\"protocol\":\"json\",\"version\":1}\u{1e}")
             .await;

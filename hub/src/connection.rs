@@ -122,7 +122,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
     };
     match refused {
         Some(error) => {
-            tracing::debug!(connection_id = %transport.id, "on_connected refused the connection");
+            tracing::debug!(connection_id = %transport.id.redacted(), "on_connected refused the connection");
             connection.writer.send_and_close(&HubMessage::Close(Close {
                 error: Some(close_error(error, detailed)),
                 allow_reconnect: false,

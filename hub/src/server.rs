@@ -204,7 +204,17 @@ impl HubServer {
 
     /// The routes to nest at the hub's path.
     pub fn endpoint(&self, options: ConnectionOptions) -> axum::Router {
-        negotiate::endpoint(Arc::new(self.clone()), options)
+        self.endpoint_with(options, &negotiate::Connections::default())
+    }
+
+    /// [`Self::endpoint`], its connections shared with the application (which resolves the
+    /// ids clients name connections by through them).
+    pub fn endpoint_with(
+        &self,
+        options: ConnectionOptions,
+        connections: &negotiate::Connections,
+    ) -> axum::Router {
+        negotiate::endpoint_with(Arc::new(self.clone()), options, connections)
     }
 
     /// Ask every connection to close with `allowReconnect: true` (clients with automatic

@@ -2,6 +2,7 @@
 //! `HttpConnectionDispatcher` does: WebSocket upgrade, Server-Sent Events, long poll (GET),
 //! send (POST) and end (DELETE).
 
+use crate::admission::{admit, Denied};
 use crate::connection::{Inbound, TransportConnection, TransportKind};
 use crate::endpoint::Endpoint;
 use crate::handler::ConnectionHandler;
@@ -40,12 +41,12 @@ pub(crate) async fn dispatch<H: ConnectionHandler>(
             open_websocket(&endpoint, &mut parts, &query).await
         }
         Method::GET if accepts_event_stream(&parts.headers) => {
-            open_event_stream(&endpoint, &query, connect_request(&parts))
+            open_event_stream(&endpoint, &parts.headers, &query, connect_request(&parts))
         }
         Method::GET if query.get("id").is_none() => connection_info(&endpoint, &parts, &query),
-        Method::GET => long_poll(&endpoint, &query, connect_request(&parts)).await,
-        Method::POST => send(&endpoint, &query, body).await,
-        Method::DELETE => delete(&endpoint, &query),
+        Method::GET => long_poll(&endpoint, &parts.headers, &query, connect_request(&parts)).await,
+        Method::POST => send(&endpoint, &parts.headers, &query, body).await,
+        Method::DELETE => delete(&endpoint, &parts.headers, &query),
         _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
     };
     result.unwrap_or_else(IntoResponse::into_response)
@@ -82,16 +83,42 @@ impl From<Response> for Refusal {
     }
 }
 
+impl From<Denied> for Refusal {
+    fn from(denied: Denied) -> Self {
+        let response = match &denied {
+            Denied::Invalid(rejected) => rejection(rejected),
+            _ => (
+                denied.status(),
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                denied.to_string(),
+            )
+                .into_response(),
+        };
+        Self::Other(Box::new(response))
+    }
+}
+
 type Answer = Result<Response, Refusal>;
 
-fn known<H>(endpoint: &Endpoint<H>, query: &Query) -> Result<Arc<Slot>, Refusal> {
+/// The connection the request's `id` names, if the request may use it (see `admission`).
+fn known<H: ConnectionHandler>(
+    endpoint: &Endpoint<H>,
+    headers: &HeaderMap,
+    query: &Query,
+    is_poll: bool,
+) -> Result<Arc<Slot>, Refusal> {
     let token = query
         .get("id")
         .ok_or_else(|| Refusal::Text(StatusCode::BAD_REQUEST, NO_ID))?;
-    endpoint
+    let slot = endpoint
         .manager
         .get(token)
-        .ok_or_else(|| Refusal::Text(StatusCode::NOT_FOUND, UNKNOWN_ID))
+        .ok_or_else(|| Refusal::Text(StatusCode::NOT_FOUND, UNKNOWN_ID))?;
+    if let Err(denied) = admit(&*endpoint.handler, &slot.identity, headers, query, is_poll) {
+        tracing::debug!(connection_id = %slot.id.redacted(), %denied, "transport request refused");
+        return Err(denied.into());
+    }
+    Ok(slot)
 }
 
 fn claim(slot: &Slot, transport: TransportKind) -> Result<(), Refusal> {
@@ -158,8 +185,21 @@ fn start<H: ConnectionHandler>(
 ) -> Arc<Attached> {
     let (inbound_tx, inbound) = crate::inbound::channel(endpoint.options.inbound_queue_chunks);
     let outbox = Outbox::new(endpoint.options.max_outbound_queue_bytes);
-    let attached = Attached::new(inbound_tx, outbox.clone());
-    *slot.attached.lock() = Some(attached.clone());
+    let attached = {
+        // What was sent before the transport started comes first (`send` keeps it within the
+        // queue's capacity, so it all fits), and under the lock `send` takes, so no send
+        // slips in between.
+        let mut early = slot.early.lock();
+        for chunk in std::mem::take(&mut early.chunks) {
+            if inbound_tx.try_send(Inbound::Data(chunk)).is_err() {
+                tracing::warn!(connection_id = %slot.id.redacted(), "dropped early input");
+            }
+        }
+        early.bytes = 0;
+        let attached = Attached::new(inbound_tx, outbox.clone());
+        *slot.attached.lock() = Some(attached.clone());
+        attached
+    };
     let connection = TransportConnection {
         id: slot.id.clone(),
         transport,
@@ -169,8 +209,7 @@ fn start<H: ConnectionHandler>(
         stateful_reconnect: slot.stateful && transport == TransportKind::WebSockets,
         request,
     };
-    let span =
-        tracing::info_span!("connection", connection_id = %slot.id, transport = transport.name());
+    let span = tracing::info_span!("connection", connection_id = %slot.id.redacted(), transport = transport.name());
     let application = endpoint.handler.on_connected(connection);
     tokio::spawn(
         async move {
@@ -207,7 +246,7 @@ async fn open_websocket<H: ConnectionHandler>(
             (slot, false)
         }
         Some(_) => {
-            let slot = known(endpoint, query)?;
+            let slot = known(endpoint, &parts.headers, query, false)?;
             match slot.claim(TransportKind::WebSockets) {
                 Ok(()) => (slot, false),
                 // Stateful reconnect: the same token inside the window takes the connection
@@ -231,7 +270,7 @@ async fn open_websocket<H: ConnectionHandler>(
     let failed = {
         let (endpoint, slot) = (endpoint.clone(), slot.clone());
         move |error: axum::Error| {
-            tracing::debug!(connection_id = %slot.id, %error, "WebSocket upgrade failed");
+            tracing::debug!(connection_id = %slot.id.redacted(), %error, "WebSocket upgrade failed");
             if !reattach {
                 endpoint.manager.dispose(&slot);
             }
@@ -242,7 +281,7 @@ async fn open_websocket<H: ConnectionHandler>(
     Ok(upgrade
         .on_failed_upgrade(failed)
         .on_upgrade(move |socket| async move {
-            let span = tracing::info_span!("websocket", connection_id = %slot.id);
+            let span = tracing::info_span!("websocket", connection_id = %slot.id.redacted());
             serve_websocket(&endpoint, &slot, socket, reattach, request)
                 .instrument(span)
                 .await;
@@ -323,11 +362,12 @@ fn connection_info<H: ConnectionHandler>(
 
 fn open_event_stream<H: ConnectionHandler>(
     endpoint: &Arc<Endpoint<H>>,
+    headers: &HeaderMap,
     query: &Query,
     request: Arc<ConnectRequest>,
 ) -> Answer {
     enabled(endpoint, TransportKind::ServerSentEvents)?;
-    let slot = known(endpoint, query)?;
+    let slot = known(endpoint, headers, query, false)?;
     claim(&slot, TransportKind::ServerSentEvents)?;
     let attached = start(endpoint, &slot, TransportKind::ServerSentEvents, request);
     // No reconnect window for SSE: when the GET ends, the connection ends.
@@ -340,11 +380,12 @@ fn open_event_stream<H: ConnectionHandler>(
 
 async fn long_poll<H: ConnectionHandler>(
     endpoint: &Arc<Endpoint<H>>,
+    headers: &HeaderMap,
     query: &Query,
     request: Arc<ConnectRequest>,
 ) -> Answer {
     enabled(endpoint, TransportKind::LongPolling)?;
-    let slot = known(endpoint, query)?;
+    let slot = known(endpoint, headers, query, true)?;
     match slot.transport() {
         None => {
             claim(&slot, TransportKind::LongPolling)?;
@@ -372,30 +413,22 @@ async fn long_poll<H: ConnectionHandler>(
 }
 
 /// `POST {hub}?id=…`: the body goes into the connection's inbound byte stream as it is (it may
-/// hold several messages, or part of one).
+/// hold several messages, or part of one). Before a transport started the connection, as
+/// ASP.NET Core does, it is kept and fed to the application when the connection starts.
 async fn send<H: ConnectionHandler>(
     endpoint: &Arc<Endpoint<H>>,
+    headers: &HeaderMap,
     query: &Query,
     body: Body,
 ) -> Answer {
-    let slot = known(endpoint, query)?;
-    match slot.transport() {
-        Some(TransportKind::WebSockets) => {
-            return Err(Refusal::Text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "POST requests are not allowed for WebSocket connections.",
-            ))
-        }
-        None => {
-            return Err(Refusal::Text(
-                StatusCode::BAD_REQUEST,
-                "The connection has not started a transport yet.",
-            ))
-        }
-        Some(_) => {}
+    let slot = known(endpoint, headers, query, false)?;
+    if slot.transport() == Some(TransportKind::WebSockets) {
+        return Err(Refusal::Text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST requests are not allowed for WebSocket connections.",
+        ));
     }
     let gone = || Refusal::Text(StatusCode::NOT_FOUND, UNKNOWN_ID);
-    let attached = slot.attached().ok_or_else(gone)?;
     let bytes = axum::body::to_bytes(body, endpoint.options.max_send_bytes)
         .await
         .map_err(|_| {
@@ -404,6 +437,30 @@ async fn send<H: ConnectionHandler>(
                 "The request body is too large or could not be read.",
             )
         })?;
+    let attached = {
+        // `start` takes the same lock to drain what waits here: a send lands either in the
+        // early input or after it, never beside it.
+        let mut early = slot.early.lock();
+        match slot.attached() {
+            Some(attached) => attached,
+            None => {
+                let options = &endpoint.options;
+                if early.chunks.len() >= options.inbound_queue_chunks
+                    || early.bytes + bytes.len() > options.max_send_bytes
+                {
+                    return Err(Refusal::Text(
+                        StatusCode::BAD_REQUEST,
+                        "The connection has not started a transport yet, and holds no more input until it does.",
+                    ));
+                }
+                if !bytes.is_empty() {
+                    early.bytes += bytes.len();
+                    early.chunks.push(bytes);
+                }
+                return Ok(text(StatusCode::OK, ""));
+            }
+        }
+    };
     let sender = attached.inbound.lock().clone().ok_or_else(gone)?;
     if !bytes.is_empty() {
         sender
@@ -414,15 +471,19 @@ async fn send<H: ConnectionHandler>(
     Ok(text(StatusCode::OK, ""))
 }
 
-fn delete<H>(endpoint: &Endpoint<H>, query: &Query) -> Answer {
-    let slot = known(endpoint, query)?;
+fn delete<H: ConnectionHandler>(
+    endpoint: &Endpoint<H>,
+    headers: &HeaderMap,
+    query: &Query,
+) -> Answer {
+    let slot = known(endpoint, headers, query, false)?;
     if slot.transport() != Some(TransportKind::LongPolling) {
         return Err(Refusal::Text(
             StatusCode::BAD_REQUEST,
             "Cannot terminate this connection using the DELETE endpoint.",
         ));
     }
-    tracing::debug!(connection_id = %slot.id, "ended by DELETE");
+    tracing::debug!(connection_id = %slot.id.redacted(), "ended by DELETE");
     endpoint.manager.dispose(&slot);
     Ok(text(StatusCode::ACCEPTED, ""))
 }

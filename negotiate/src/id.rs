@@ -7,8 +7,11 @@ use base64::Engine;
 use std::fmt;
 use std::sync::Arc;
 
-/// A 128-bit random identifier. Anonymous connections act as bearer capabilities, so the
-/// `Display` form is redacted: only `.as_str()` yields the full value.
+/// A 128-bit random identifier.
+///
+/// `Display` (and so `to_string()`) is the full value: code that asks for the id gets the id.
+/// Logs use [`RandomId::redacted`] (or `Debug`), because an anonymous connection's token is a
+/// bearer capability and a log line must never carry one whole.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RandomId(Arc<str>);
 
@@ -28,19 +31,40 @@ impl RandomId {
     pub fn as_arc(&self) -> &Arc<str> {
         &self.0
     }
+
+    /// The form for logs: `tracing::debug!(connection_id = %id.redacted(), …)`.
+    pub fn redacted(&self) -> Redacted<'_> {
+        Redacted(&self.0)
+    }
 }
 
-/// Logs show the first six characters: enough to follow a connection, not enough to use it.
 impl fmt::Display for RandomId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = self.0.get(..6).unwrap_or(&self.0);
+        f.write_str(&self.0)
+    }
+}
+
+/// `{:?}` is redacted too: debug output of structs that hold ids ends up in logs.
+impl fmt::Debug for RandomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RandomId({})", self.redacted())
+    }
+}
+
+/// An id as logs show it: the first six characters, enough to follow a connection, not
+/// enough to use it.
+pub struct Redacted<'a>(&'a str);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.0.get(..6).unwrap_or(self.0);
         write!(f, "{shown}…")
     }
 }
 
-impl fmt::Debug for RandomId {
+impl fmt::Debug for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RandomId({self})")
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -63,10 +87,18 @@ mod tests {
     }
 
     #[test]
-    fn display_is_redacted() {
+    fn to_string_is_the_id_itself() {
         let id = RandomId::generate();
-        let shown = id.to_string();
-        assert!(!shown.contains(id.as_str()));
-        assert!(shown.starts_with(&id.as_str()[..6]));
+        assert_eq!(id.to_string(), id.as_str());
+        assert_eq!(format!("{id}"), id.as_str());
+    }
+
+    #[test]
+    fn redacted_and_debug_forms_hide_the_id() {
+        let id = RandomId::generate();
+        for shown in [id.redacted().to_string(), format!("{id:?}")] {
+            assert!(!shown.contains(id.as_str()), "{shown}");
+            assert!(shown.contains(&id.as_str()[..6]), "{shown}");
+        }
     }
 }

@@ -83,6 +83,22 @@ impl InboundSender {
     }
 }
 
+impl InboundSender {
+    /// Queues a chunk if there is room now, without waiting (input that arrived before the
+    /// application started, queued before anyone could be waiting).
+    pub(crate) fn try_send(&self, chunk: Inbound) -> Result<(), Inbound> {
+        {
+            let mut state = self.shared.state.lock();
+            if !state.receiver_alive || state.chunks.len() >= self.shared.capacity {
+                return Err(chunk);
+            }
+            state.chunks.push_back(chunk);
+        }
+        self.shared.readable.notify_one();
+        Ok(())
+    }
+}
+
 impl Clone for InboundSender {
     fn clone(&self) -> Self {
         self.shared.state.lock().senders += 1;

@@ -3,6 +3,7 @@
 //! connection. It knows nothing of hubs: the layer above implements [`ConnectionHandler`] and
 //! receives each [`TransportConnection`].
 
+mod admission;
 mod connection;
 mod dispatcher;
 mod endpoint;
@@ -20,9 +21,9 @@ mod response;
 mod transport;
 
 pub use connection::{Inbound, TransportConnection, TransportKind};
-pub use endpoint::endpoint;
+pub use endpoint::{endpoint, endpoint_with, Connections};
 pub use handler::{ConnectionHandler, Rejection};
-pub use id::RandomId;
+pub use id::{RandomId, Redacted};
 pub use identity::{Credentials, Identity, IdentityKind};
 pub use inbound::{Closed, InboundReceiver, InboundSender};
 pub use options::{ConnectionOptions, Transports};

@@ -1,11 +1,17 @@
 //! The table of connections by token, their transport state, and expiry: negotiated
 //! connections never used, and long-polling connections whose client stopped polling.
+//!
+//! Every connection has a public id (what the application and other clients see) and a
+//! distinct secret token (what transport requests present), also for negotiate version 0,
+//! whose clients call the token their `connectionId`: no value another client can see ever
+//! opens a connection.
 
 use crate::connection::TransportKind;
 use crate::id::RandomId;
 use crate::identity::Identity;
 use crate::inbound::InboundSender;
 use crate::outbox::Outbox;
+use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
@@ -53,8 +59,22 @@ pub(crate) struct Slot {
     pub identity: Arc<Identity>,
     pub state: Mutex<SlotState>,
     pub attached: Mutex<Option<Arc<Attached>>>,
+    /// Sends that arrived before a transport started the connection (signalrcore POSTs its
+    /// handshake before its first poll), fed to the application first when it starts. Locked
+    /// by both sides of that race, so nothing is fed twice or lost.
+    pub early: Mutex<EarlyInput>,
     /// Negotiated stateful reconnect.
     pub stateful: bool,
+    /// Negotiated with version 0: the client knows the token as its `connectionId`, and may
+    /// present it where the application asks for a connection id.
+    pub legacy_token: bool,
+}
+
+/// Input waiting for the connection to start.
+#[derive(Default)]
+pub(crate) struct EarlyInput {
+    pub chunks: Vec<Bytes>,
+    pub bytes: usize,
 }
 
 /// Why a transport request cannot take a connection.
@@ -126,7 +146,7 @@ pub(crate) struct DisposeOnDrop {
 
 impl Drop for DisposeOnDrop {
     fn drop(&mut self) {
-        tracing::debug!(connection_id = %self.slot.id, "stream ended");
+        tracing::debug!(connection_id = %self.slot.id.redacted(), "stream ended");
         self.manager.dispose(&self.slot);
     }
 }
@@ -137,52 +157,40 @@ pub(crate) struct ConnectionManager {
 }
 
 impl ConnectionManager {
-    /// A connection for negotiate. Version 0 clients use the `connectionId` as the token.
-    pub fn create(&self, identity: Identity, separate_token: bool, stateful: bool) -> Arc<Slot> {
-        let id = RandomId::generate();
-        let token = if separate_token {
-            RandomId::generate()
-        } else {
-            id.clone()
-        };
+    /// A connection for negotiate. `legacy_token`: version 0, whose clients are told the token
+    /// as their `connectionId` (they put it in `id`); the public id stays distinct all the same.
+    pub fn create(&self, identity: Identity, legacy_token: bool, stateful: bool) -> Arc<Slot> {
         self.insert(
-            id,
-            token,
             identity,
             SlotState::Negotiated {
                 since: Instant::now(),
             },
             stateful,
+            legacy_token,
         )
     }
 
     /// A connection created by a transport request directly (WebSocket without negotiate).
     pub fn create_active(&self, identity: Identity, transport: TransportKind) -> Arc<Slot> {
-        let id = RandomId::generate();
-        self.insert(
-            id.clone(),
-            id,
-            identity,
-            SlotState::Active(transport),
-            false,
-        )
+        self.insert(identity, SlotState::Active(transport), false, false)
     }
 
     fn insert(
         &self,
-        id: RandomId,
-        token: RandomId,
         identity: Identity,
         state: SlotState,
         stateful: bool,
+        legacy_token: bool,
     ) -> Arc<Slot> {
         let slot = Arc::new(Slot {
-            id,
-            token,
+            id: RandomId::generate(),
+            token: RandomId::generate(),
             identity: Arc::new(identity),
             state: Mutex::new(state),
             attached: Mutex::new(None),
+            early: Mutex::new(EarlyInput::default()),
             stateful,
+            legacy_token,
         });
         self.by_token
             .insert(slot.token.as_arc().clone(), slot.clone());
@@ -191,6 +199,14 @@ impl ConnectionManager {
 
     pub fn get(&self, token: &str) -> Option<Arc<Slot>> {
         self.by_token.get(token).map(|slot| slot.clone())
+    }
+
+    /// The public id of the version 0 connection whose client knows `token` as its id.
+    pub fn legacy_public_id(&self, token: &str) -> Option<RandomId> {
+        self.by_token
+            .get(token)
+            .filter(|slot| slot.legacy_token)
+            .map(|slot| slot.id.clone())
     }
 
     /// Forget the connection and end it if it is running.
@@ -226,7 +242,7 @@ impl ConnectionManager {
             }
         });
         for slot in idle_pollers {
-            tracing::debug!(connection_id = %slot.id, "the client did not come back in time");
+            tracing::debug!(connection_id = %slot.id.redacted(), "the client did not come back in time");
             if let Some(attached) = slot.attached() {
                 attached.dispose();
             }
@@ -258,7 +274,7 @@ mod tests {
     #[test]
     fn a_connection_is_claimed_once_by_one_transport() {
         let manager = ConnectionManager::default();
-        let slot = manager.create(Identity::anonymous(), true, false);
+        let slot = manager.create(Identity::anonymous(), false, false);
         assert_ne!(slot.id, slot.token);
         assert!(manager.get(slot.token.as_str()).is_some());
         assert!(manager.get(slot.id.as_str()).is_none());
@@ -274,17 +290,31 @@ mod tests {
     }
 
     #[test]
-    fn version_0_uses_the_id_as_token() {
+    fn version_0_has_a_public_id_distinct_from_its_token() {
         let manager = ConnectionManager::default();
-        let slot = manager.create(Identity::anonymous(), false, false);
-        assert_eq!(slot.id, slot.token);
+        let legacy = manager.create(Identity::anonymous(), true, false);
+        assert_ne!(legacy.id, legacy.token);
+        assert!(
+            manager.get(legacy.id.as_str()).is_none(),
+            "the id opens nothing"
+        );
+        assert_eq!(
+            manager.legacy_public_id(legacy.token.as_str()),
+            Some(legacy.id.clone())
+        );
+        // Version 1 tokens are never asked for by the application: not resolved.
+        let current = manager.create(Identity::anonymous(), false, false);
+        assert_eq!(manager.legacy_public_id(current.token.as_str()), None);
+        assert_eq!(manager.legacy_public_id(legacy.id.as_str()), None);
+        let direct = manager.create_active(Identity::anonymous(), TransportKind::WebSockets);
+        assert_ne!(direct.id, direct.token);
     }
 
     #[test]
     fn unused_negotiated_connections_expire_and_active_ones_stay() {
         let manager = ConnectionManager::default();
-        let unused = manager.create(Identity::anonymous(), true, false);
-        let used = manager.create(Identity::anonymous(), true, false);
+        let unused = manager.create(Identity::anonymous(), false, false);
+        let used = manager.create(Identity::anonymous(), false, false);
         used.claim(TransportKind::WebSockets).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         manager.expire(Duration::ZERO);
@@ -296,7 +326,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_poller_that_stops_polling_is_disposed() {
         let manager = ConnectionManager::default();
-        let slot = manager.create(Identity::anonymous(), true, false);
+        let slot = manager.create(Identity::anonymous(), false, false);
         slot.claim(TransportKind::LongPolling).unwrap();
         let (tx, mut rx) = crate::inbound::channel(1);
         let attached = Attached::new(tx, Outbox::new(100));

@@ -101,15 +101,22 @@ pub(crate) async fn negotiate<H: ConnectionHandler>(
         && query
             .get("useStatefulReconnect")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let slot = endpoint.manager.create(identity, version >= 1, stateful);
-    tracing::debug!(connection_id = %slot.id, version, "negotiated");
+    let legacy = version == 0;
+    let slot = endpoint.manager.create(identity, legacy, stateful);
+    tracing::debug!(connection_id = %slot.id.redacted(), version, "negotiated");
     json(
         axum::http::StatusCode::OK,
         &NegotiateResponse {
             use_stateful_reconnect: stateful,
             negotiate_version: version,
-            connection_id: slot.id.as_str(),
-            connection_token: (version >= 1).then(|| slot.token.as_str()),
+            // Version 0 clients put their `connectionId` in `id`: they are told the token, and
+            // the public id (in `fromConnectionId` and the like) stays a different value.
+            connection_id: if legacy {
+                slot.token.as_str()
+            } else {
+                slot.id.as_str()
+            },
+            connection_token: (!legacy).then(|| slot.token.as_str()),
             available_transports: available_transports(&endpoint.options.transports),
         },
     )

@@ -385,9 +385,10 @@ async fn listen_request(
             return Err(ApiError::bad_request("type is 'signalr' or 'ws'."));
         }
     }
+    let connection_id = collections.connections.public_id(&body.connection_id);
     let owner = collections
         .lifetime
-        .identity(&body.connection_id)
+        .identity(&connection_id)
         .await
         .ok_or_else(|| ApiError::not_found("There is no connection with that id."))?;
     if !crate::auth::may_act_on(&identity, &owner) {
@@ -401,7 +402,7 @@ async fn listen_request(
     };
     Ok((
         collection.name.clone(),
-        Subscriber::Connection(body.connection_id.into()),
+        Subscriber::Connection(connection_id.into()),
         filter,
     ))
 }

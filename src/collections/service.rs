@@ -19,6 +19,8 @@ pub struct Collections {
     pub dialect: Dialect,
     pub feed: Arc<ChangeFeed>,
     pub lifetime: Arc<dyn LifetimeManager>,
+    /// Resolves the ids clients name connections by (a version 0 client's is its token).
+    pub connections: negotiate::Connections,
     pub auth: Authenticator,
     /// Largest request body accepted on writes.
     pub max_body_bytes: usize,

@@ -86,7 +86,7 @@ fn deliver<'a>(members: impl Iterator<Item = &'a Arc<Member>>, message: &Broadca
             Err(PushError::Overflow) => {
                 delivery.overflowed += 1;
                 tracing::warn!(
-                    connection_id = %member.connection_id,
+                    connection_id = %member.connection_id.redacted(),
                     "closing a slow consumer: its outbound queue is full"
                 );
             }
