@@ -242,6 +242,17 @@ impl Config {
         Self::resolve(cli, file)
     }
 
+    /// The config file's text read as `load` reads it, with no flags: the fuzz target's way in,
+    /// so it needs no file on disk.
+    #[doc(hidden)]
+    pub fn from_file_text(text: &str) -> Result<Self, ConfigError> {
+        let file = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::new(),
+            source,
+        })?;
+        Self::resolve(Cli::default(), file)
+    }
+
     fn resolve(cli: Cli, file: FileConfig) -> Result<Self, ConfigError> {
         let secs = |flag: Option<u64>, file: Option<u64>, default: u64, setting| {
             let value = flag.or(file).unwrap_or(default);
