@@ -318,3 +318,20 @@ fn the_broadcast_encoder_writes_a_non_blocking_invocation() {
         b"{\"type\":1,\"target\":\"message\",\"arguments\":[{\"x\":1}]}\x1e"
     );
 }
+
+/// Found by the `signalr_json` fuzz target: without serde_json's `float_roundtrip`, a long
+/// number was parsed to a neighbouring float, so a relayed value could change in its last digit
+/// (1.1844674407370957e20 came back as 1.1844674407370955e20 after one more pass).
+#[test]
+fn long_numbers_survive_decode_encode_decode_exactly() {
+    let input = r#"{"type":1,"target":"Send","arguments":[{"a":[118446744073709551616]},1.7976931348623157e308,0.30000000000000004,5e-324]}"#;
+    let first = one(input);
+    let second = one(&encoded(&first)[..encoded(&first).len() - 1]);
+    assert_eq!(first, second);
+    let HubMessage::Invocation(invocation) = first else {
+        panic!("an invocation");
+    };
+    let exact: f64 = "118446744073709551616".parse().unwrap();
+    assert_eq!(invocation.arguments[0]["a"][0].as_f64(), Some(exact));
+    assert_eq!(invocation.arguments[3].as_f64(), Some(5e-324));
+}
