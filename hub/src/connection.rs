@@ -67,9 +67,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
     // Stateful reconnect needs both: negotiated on a WebSocket, and handshake version 2.
     let sequencing = (transport.stateful_reconnect && version >= 2).then(|| {
         let encoder = protocol.clone();
-        outbox.enable_replay(Box::new(move |sequence_id| {
+        outbox.enable_replay(Some(Box::new(move |sequence_id| {
             encoder.to_bytes(&HubMessage::Sequence { sequence_id })
-        }));
+        })));
         Sequencing::new()
     });
     // Reachable (groups, _listen, REST join) before the client hears the handshake reply, yet

@@ -1,9 +1,9 @@
 //! What the connection layer hands to the layer above: a duplex stream of bytes.
 
-use crate::id::RandomId;
 use crate::identity::Identity;
-use crate::outbox::Outbox;
 use bytes::Bytes;
+use rt_core::Outbox;
+use rt_core::RandomId;
 use std::fmt;
 use std::sync::Arc;
 

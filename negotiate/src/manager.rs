@@ -7,13 +7,13 @@
 //! opens a connection.
 
 use crate::connection::TransportKind;
-use crate::id::RandomId;
 use crate::identity::Identity;
 use crate::inbound::InboundSender;
-use crate::outbox::Outbox;
 use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::Mutex;
+use rt_core::Outbox;
+use rt_core::RandomId;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;

@@ -2,11 +2,11 @@
 //! timeout); the client sends with POST and ends with DELETE.
 
 use crate::manager::Attached;
-use crate::outbox::Next;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use rt_core::Next;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,7 +99,7 @@ pub(crate) fn response(status: StatusCode, body: Bytes) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::Outbox;
+    use rt_core::Outbox;
     fn attached() -> Arc<Attached> {
         let (tx, _rx) = crate::inbound::channel(1);
         Attached::new(tx, Outbox::new(1 << 20))

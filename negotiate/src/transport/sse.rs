@@ -1,11 +1,11 @@
 //! Server-Sent Events: the response body is the connection's outbox, one event per message;
 //! the client sends with POST. The connection ends when the GET ends.
 
-use crate::outbox::{Next, Outbox};
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use rt_core::{Next, Outbox};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 

@@ -2,10 +2,10 @@
 //! and writes the outbox onto the socket, a whole batch before each flush.
 
 use crate::connection::Inbound;
-use crate::outbox::{Next, Outbox, TransferFormat};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use rt_core::{Next, Outbox, TransferFormat};
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -6,15 +6,25 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use futures_util::FutureExt;
-use hub::protocol::JsonHubProtocol;
-use hub::{LifetimeManager, LocalLifetimeManager, Member, Membership};
-use negotiate::{Identity, Outbox, RandomId};
+use router::{Encoder, Frame, Membership, Outbound, ProtocolId, Registration, Router, Session};
+use rt_core::{Identity, Outbox, RandomId};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 const GROUP: &str = "churn";
 const MEMBERSHIP: Membership = Membership { read_only: false };
+
+struct Silent;
+
+impl Encoder for Silent {
+    fn protocol(&self) -> ProtocolId {
+        ProtocolId::new("silent")
+    }
+    fn encode(&self, _: &Outbound) -> Option<Frame> {
+        None
+    }
+}
 
 fn configure() -> Criterion {
     Criterion::default()
@@ -23,36 +33,38 @@ fn configure() -> Criterion {
         .sample_size(10)
 }
 
-/// `n` connected members, not yet in any group.
-fn connected(n: usize) -> (LocalLifetimeManager, Vec<RandomId>) {
-    let manager = LocalLifetimeManager::new();
+/// `n` registered sessions, not yet in any group.
+fn connected(n: usize) -> (Router, Vec<RandomId>, Vec<Registration>) {
+    let router = Router::new();
     let ids: Vec<RandomId> = (0..n).map(|_| RandomId::generate()).collect();
-    for id in &ids {
-        let member = Member::new(
-            id.clone(),
-            Arc::new(Identity::anonymous()),
-            Arc::new(JsonHubProtocol),
-            Outbox::new(1 << 20),
-        );
-        manager.on_connected(member).now_or_never().unwrap();
-    }
-    (manager, ids)
+    let registrations = ids
+        .iter()
+        .map(|id| {
+            router.register(Session::new(
+                id.clone(),
+                Arc::new(Identity::anonymous()),
+                Arc::new(Silent),
+                Outbox::new(1 << 20),
+            ))
+        })
+        .collect();
+    (router, ids, registrations)
 }
 
-fn join_all(manager: &LocalLifetimeManager, ids: &[RandomId]) {
+fn join_all(router: &Router, ids: &[RandomId]) {
     for id in ids {
-        manager
-            .add_to_group(id.as_str(), GROUP, MEMBERSHIP)
+        router
+            .join(id.as_str(), GROUP, MEMBERSHIP)
             .now_or_never()
             .unwrap()
             .unwrap();
     }
 }
 
-fn leave_all(manager: &LocalLifetimeManager, ids: &[RandomId]) {
+fn leave_all(router: &Router, ids: &[RandomId]) {
     for id in ids {
-        manager
-            .remove_from_group(id.as_str(), GROUP)
+        router
+            .leave(id.as_str(), GROUP)
             .now_or_never()
             .unwrap()
             .unwrap();
@@ -62,26 +74,19 @@ fn leave_all(manager: &LocalLifetimeManager, ids: &[RandomId]) {
 fn bench_churn(c: &mut Criterion) {
     let mut group = c.benchmark_group("group_churn");
     for n in [2_000usize, 20_000] {
-        let (manager, ids) = connected(n);
+        let (router, ids, _registrations) = connected(n);
         group.bench_with_input(BenchmarkId::new("fill_then_empty", n), &n, |b, _| {
             b.iter(|| {
-                join_all(&manager, &ids);
-                leave_all(&manager, &ids);
+                join_all(&router, &ids);
+                leave_all(&router, &ids);
             })
         });
-        join_all(&manager, &ids);
+        join_all(&router, &ids);
         let probe = ids[n / 2].clone();
         group.bench_with_input(BenchmarkId::new("membership_check", n), &n, |b, _| {
-            b.iter(|| {
-                black_box(
-                    manager
-                        .membership(black_box(probe.as_str()), GROUP)
-                        .now_or_never()
-                        .unwrap(),
-                )
-            })
+            b.iter(|| black_box(router.membership(black_box(probe.as_str()), GROUP)))
         });
-        leave_all(&manager, &ids);
+        leave_all(&router, &ids);
     }
     group.finish();
 }

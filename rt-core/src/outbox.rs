@@ -58,22 +58,52 @@ struct State {
     status: Status,
     farewell: Option<Bytes>,
     overflowed: bool,
-    /// Stateful reconnect: hub messages kept until the client acknowledges them.
+    /// Replay: messages kept until the client acknowledges them (SignalR stateful reconnect,
+    /// Web PubSub reliable).
     replay: Option<Box<Replay>>,
+    /// The sequence id the next sequenced message gets; ids start at 1.
+    next_id: u64,
     /// The writer waits (see [`Outbox::hold`]).
     held: bool,
 }
 
-/// Encodes the hub protocol's `Sequence` message for a sequence id.
+/// Encodes the message a protocol puts before a replay (SignalR's `Sequence`) for the first
+/// replayed sequence id.
 pub type SequenceEncoder = Box<dyn Fn(u64) -> Bytes + Send + Sync>;
 
+/// A frame with a hole for its recipient's sequence id (Web PubSub reliable puts
+/// `"sequenceId":N` inside each message): encoded once per protocol, then per recipient one
+/// copy with the decimal digits of the id between `head` and `tail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    pub head: Bytes,
+    pub tail: Bytes,
+}
+
+impl Stamped {
+    /// The frame as the recipient with sequence id `id` gets it.
+    pub fn stamp(&self, id: u64) -> Bytes {
+        let digits = id.to_string();
+        let mut frame = Vec::with_capacity(self.head.len() + digits.len() + self.tail.len());
+        frame.extend_from_slice(&self.head);
+        frame.extend_from_slice(digits.as_bytes());
+        frame.extend_from_slice(&self.tail);
+        Bytes::from(frame)
+    }
+}
+
+/// What a producer hands over: a frame every recipient shares, or one to be stamped.
+enum Outgoing<'a> {
+    Whole(Bytes),
+    Stamped(&'a Stamped),
+}
+
 struct Replay {
-    /// Sent (or queued) hub messages by sequence id, oldest first.
+    /// Sent (or queued) messages by sequence id, oldest first.
     frames: VecDeque<(u64, Bytes)>,
     bytes: usize,
-    /// The id the next hub message gets; ids start at 1.
-    next_id: u64,
-    sequence: SequenceEncoder,
+    /// Written before the replayed messages; `None` where the ids travel inside them.
+    preamble: Option<SequenceEncoder>,
 }
 
 struct Shared {
@@ -99,6 +129,7 @@ impl Outbox {
                 farewell: None,
                 overflowed: false,
                 replay: None,
+                next_id: 1,
                 held: false,
             }),
             writer_wakeup: Notify::new(),
@@ -108,17 +139,23 @@ impl Outbox {
         }))
     }
 
-    /// Queue one complete hub message (sequenced when stateful reconnect is on). Never waits.
+    /// Queue one complete message: it takes the next sequence id (kept for replay when replay
+    /// is on). Never waits.
     pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
-        self.enqueue(frame, true)
+        self.enqueue(Outgoing::Whole(frame), true)
+    }
+
+    /// Queue a message stamped with the next sequence id. Never waits.
+    pub fn push_stamped(&self, frame: &Stamped) -> Result<(), PushError> {
+        self.enqueue(Outgoing::Stamped(frame), true)
     }
 
     /// Queue a frame that is never replayed: the handshake reply, Ping, Close, Ack, Sequence.
     pub fn push_control(&self, frame: Bytes) -> Result<(), PushError> {
-        self.enqueue(frame, false)
+        self.enqueue(Outgoing::Whole(frame), false)
     }
 
-    fn enqueue(&self, frame: Bytes, sequenced: bool) -> Result<(), PushError> {
+    fn enqueue(&self, frame: Outgoing<'_>, sequenced: bool) -> Result<(), PushError> {
         let mut state = self.0.state.lock();
         if state.status != Status::Open {
             return Err(PushError::Closed);
@@ -128,6 +165,11 @@ impl Outbox {
         // A single frame larger than the limit still goes out on an idle connection; the limit
         // is about a backlog, not about one message.
         let backlog = state.bytes.max(replay_bytes);
+        let frame = match frame {
+            Outgoing::Whole(frame) => frame,
+            // Stamped under the lock: the id and the queue position must agree.
+            Outgoing::Stamped(stamped) => stamped.stamp(state.next_id),
+        };
         if backlog > 0 && backlog + frame.len() > limit {
             state.queue.clear();
             state.bytes = 0;
@@ -142,10 +184,11 @@ impl Outbox {
             return Err(PushError::Overflow);
         }
         if sequenced {
+            let id = state.next_id;
+            state.next_id += 1;
             if let Some(replay) = state.replay.as_mut() {
-                replay.frames.push_back((replay.next_id, frame.clone()));
+                replay.frames.push_back((id, frame.clone()));
                 replay.bytes += frame.len();
-                replay.next_id += 1;
             }
         }
         state.bytes += frame.len();
@@ -174,14 +217,15 @@ impl Outbox {
         self.0.writer_wakeup.notify_one();
     }
 
-    /// Turn on stateful reconnect: from now on hub messages are numbered from 1 and kept until
-    /// acknowledged, so they can be replayed on a new socket.
-    pub fn enable_replay(&self, sequence: SequenceEncoder) {
-        self.0.state.lock().replay = Some(Box::new(Replay {
+    /// Turn on replay: from now on messages are numbered from 1 and kept until acknowledged,
+    /// so they can be replayed on a new socket, after `preamble`'s frame when there is one.
+    pub fn enable_replay(&self, preamble: Option<SequenceEncoder>) {
+        let mut state = self.0.state.lock();
+        state.next_id = 1;
+        state.replay = Some(Box::new(Replay {
             frames: VecDeque::new(),
             bytes: 0,
-            next_id: 1,
-            sequence,
+            preamble,
         }));
     }
 
@@ -201,9 +245,10 @@ impl Outbox {
         self.0.space.notify_waiters();
     }
 
-    /// A new socket took over: what it writes first is `Sequence` (the oldest unacknowledged
-    /// id, or the next id when nothing is pending) and every unacknowledged message. Whatever
-    /// was queued for the old socket is dropped: its hub messages are among those replayed.
+    /// A new socket took over: what it writes first is the preamble (SignalR's `Sequence` with
+    /// the oldest unacknowledged id, or the next id when nothing is pending) and every
+    /// unacknowledged message. Whatever was queued for the old socket is dropped: its messages
+    /// are among those replayed.
     /// Returns false when stateful reconnect is off or the connection is closing.
     pub fn reattach(&self) -> bool {
         {
@@ -215,9 +260,11 @@ impl Outbox {
             let Some(replay) = state.replay.as_ref() else {
                 return false;
             };
-            let first = replay.frames.front().map_or(replay.next_id, |(id, _)| *id);
+            let first = replay.frames.front().map_or(state.next_id, |(id, _)| *id);
             let mut queue = VecDeque::with_capacity(replay.frames.len() + 1);
-            queue.push_back((replay.sequence)(first));
+            if let Some(preamble) = &replay.preamble {
+                queue.push_back(preamble(first));
+            }
             queue.extend(replay.frames.iter().map(|(_, frame)| frame.clone()));
             state.bytes = queue.iter().map(Bytes::len).sum();
             state.queue = queue;
@@ -410,7 +457,7 @@ mod tests {
     #[tokio::test]
     async fn reattach_replays_unacknowledged_hub_messages_after_a_sequence() {
         let outbox = Outbox::new(1000);
-        outbox.enable_replay(Box::new(sequence));
+        outbox.enable_replay(Some(Box::new(sequence)));
         outbox.push_control(Bytes::from_static(b"ping")).unwrap();
         for text in ["a", "b", "c"] {
             outbox.push(Bytes::from(text)).unwrap();
@@ -429,6 +476,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stamped_frames_carry_their_recipients_ids_and_replay_without_a_preamble() {
+        let outbox = Outbox::new(1000);
+        outbox.enable_replay(None);
+        let stamped = Stamped {
+            head: Bytes::from_static(b"{\"sequenceId\":"),
+            tail: Bytes::from_static(b",\"data\":1}"),
+        };
+        outbox.push_control(Bytes::from_static(b"pong")).unwrap();
+        outbox.push_stamped(&stamped).unwrap();
+        outbox.push_stamped(&stamped).unwrap();
+        assert_eq!(
+            take(&outbox).await,
+            [
+                "pong",
+                r#"{"sequenceId":1,"data":1}"#,
+                r#"{"sequenceId":2,"data":1}"#
+            ]
+        );
+        outbox.ack(1);
+        assert!(outbox.reattach());
+        assert_eq!(take(&outbox).await, [r#"{"sequenceId":2,"data":1}"#]);
+    }
+
+    #[tokio::test]
     async fn without_stateful_reconnect_there_is_nothing_to_reattach() {
         let outbox = Outbox::new(1000);
         outbox.push(frame(1)).unwrap();
@@ -438,7 +509,7 @@ mod tests {
     #[tokio::test]
     async fn unacknowledged_messages_count_toward_the_limit() {
         let outbox = Outbox::new(10);
-        outbox.enable_replay(Box::new(sequence));
+        outbox.enable_replay(Some(Box::new(sequence)));
         outbox.push(frame(6)).unwrap();
         take(&outbox).await;
         assert_eq!(outbox.push(frame(6)), Err(PushError::Overflow));

@@ -1,0 +1,234 @@
+//! The seam between this process's router and the others' (Redis later; a loopback between
+//! routers of one process for tests and for embedding several routers).
+//!
+//! What crosses it:
+//! - **Messages**, published once per send (never once per recipient); each node delivers to
+//!   its own members, encoding once per protocol present there.
+//! - **Group interest**: a node subscribes to a group when its first local member joins and
+//!   unsubscribes when its last one leaves (node-level refcounts), so a group message reaches
+//!   only nodes with members.
+//! - **Commands** on a connection another node owns (join, leave, who is it, close), answered
+//!   by that node with a [`Reply`], as ASP.NET Core's Redis backplane acknowledges group
+//!   changes.
+
+use crate::message::Outbound;
+use crate::session::Membership;
+use crate::target::Target;
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
+use rt_core::Identity;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+/// Which router a message came from, so a node can skip its own publications.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId(pub u64);
+
+impl NodeId {
+    /// Unique among the nodes of a cluster with overwhelming odds; not a secret.
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A send that other nodes deliver to their own members.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub origin: NodeId,
+    pub target: Target,
+    pub message: Arc<Outbound>,
+}
+
+/// An action on a connection, run by the node that owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Join {
+        connection_id: Arc<str>,
+        group: Arc<str>,
+        membership: Membership,
+    },
+    Leave {
+        connection_id: Arc<str>,
+        group: Arc<str>,
+    },
+    /// Whose connection it is (the ownership checks of the REST API).
+    Identify { connection_id: Arc<str> },
+}
+
+impl Command {
+    pub fn connection_id(&self) -> &str {
+        match self {
+            Command::Join { connection_id, .. }
+            | Command::Leave { connection_id, .. }
+            | Command::Identify { connection_id } => connection_id,
+        }
+    }
+}
+
+/// The owner's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Done,
+    Identity(Arc<Identity>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackplaneError {
+    #[error("no node has that connection")]
+    UnknownConnection,
+    #[error("the backplane is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The router side a backplane delivers into.
+pub trait BackplaneHandler: Send + Sync + 'static {
+    /// Deliver a message published by another node to this node's members.
+    fn deliver(&self, envelope: &Envelope);
+    /// Run a command if this node owns its connection; `None` if it does not.
+    fn execute(&self, command: &Command) -> Option<Reply>;
+}
+
+/// Implementations must never wait in `publish`, `subscribe` or `unsubscribe`: they are called
+/// on the send path and under a group's lock (which keeps one group's subscribe and unsubscribe
+/// in order). Queue the work instead.
+pub trait Backplane: Send + Sync + 'static {
+    /// Called once, when the router is built.
+    fn attach(&self, node: NodeId, handler: Weak<dyn BackplaneHandler>);
+    fn publish(&self, envelope: Envelope);
+    fn subscribe(&self, group: &str);
+    fn unsubscribe(&self, group: &str);
+    /// Run `command` on the node that owns its connection and wait for that node's reply.
+    fn command(&self, command: Command) -> BoxFuture<'static, Result<Reply, BackplaneError>>;
+}
+
+/// One process on its own.
+#[derive(Debug, Default)]
+pub struct NoBackplane;
+
+impl Backplane for NoBackplane {
+    fn attach(&self, _: NodeId, _: Weak<dyn BackplaneHandler>) {}
+    fn publish(&self, _: Envelope) {}
+    fn subscribe(&self, _: &str) {}
+    fn unsubscribe(&self, _: &str) {}
+    fn command(&self, _: Command) -> BoxFuture<'static, Result<Reply, BackplaneError>> {
+        Box::pin(std::future::ready(Err(BackplaneError::UnknownConnection)))
+    }
+}
+
+struct LoopbackNode {
+    id: NodeId,
+    handler: Weak<dyn BackplaneHandler>,
+    groups: HashSet<Arc<str>>,
+}
+
+/// Routers of one process joined as if by a network: what one publishes, the others whose
+/// members are in the target's groups deliver; commands reach the node that owns the
+/// connection. Delivery is synchronous (deterministic tests); it only pushes onto outboxes.
+#[derive(Default)]
+pub struct LoopbackNetwork {
+    nodes: Mutex<Vec<LoopbackNode>>,
+}
+
+impl LoopbackNetwork {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// A backplane for one more router on this network.
+    pub fn backplane(self: &Arc<Self>) -> Arc<LoopbackBackplane> {
+        Arc::new(LoopbackBackplane {
+            network: self.clone(),
+            node: Mutex::new(None),
+        })
+    }
+
+    /// Whether `node` is subscribed to `group` (for tests of the refcounts).
+    pub fn is_subscribed(&self, node: NodeId, group: &str) -> bool {
+        self.nodes
+            .lock()
+            .iter()
+            .any(|n| n.id == node && n.groups.contains(group))
+    }
+
+    /// The handlers other than `origin` that `target` concerns, taken out of the lock so a
+    /// delivery that publishes again cannot deadlock.
+    fn recipients(&self, origin: NodeId, target: &Target) -> Vec<Arc<dyn BackplaneHandler>> {
+        let nodes = self.nodes.lock();
+        nodes
+            .iter()
+            .filter(|n| n.id != origin)
+            .filter(|n| match target.groups() {
+                Some(groups) => groups.iter().any(|g| n.groups.contains(g)),
+                None => true,
+            })
+            .filter_map(|n| n.handler.upgrade())
+            .collect()
+    }
+}
+
+pub struct LoopbackBackplane {
+    network: Arc<LoopbackNetwork>,
+    node: Mutex<Option<NodeId>>,
+}
+
+impl LoopbackBackplane {
+    fn with_node(&self, f: impl FnOnce(&mut LoopbackNode)) {
+        let Some(id) = *self.node.lock() else { return };
+        if let Some(node) = self.network.nodes.lock().iter_mut().find(|n| n.id == id) {
+            f(node);
+        }
+    }
+}
+
+impl Backplane for LoopbackBackplane {
+    fn attach(&self, node: NodeId, handler: Weak<dyn BackplaneHandler>) {
+        *self.node.lock() = Some(node);
+        self.network.nodes.lock().push(LoopbackNode {
+            id: node,
+            handler,
+            groups: HashSet::new(),
+        });
+    }
+
+    fn publish(&self, envelope: Envelope) {
+        for handler in self.network.recipients(envelope.origin, &envelope.target) {
+            handler.deliver(&envelope);
+        }
+    }
+
+    fn subscribe(&self, group: &str) {
+        self.with_node(|node| {
+            node.groups.insert(group.into());
+        });
+    }
+
+    fn unsubscribe(&self, group: &str) {
+        self.with_node(|node| {
+            node.groups.remove(group);
+        });
+    }
+
+    fn command(&self, command: Command) -> BoxFuture<'static, Result<Reply, BackplaneError>> {
+        let origin = *self.node.lock();
+        let handlers: Vec<Arc<dyn BackplaneHandler>> = {
+            let nodes = self.network.nodes.lock();
+            nodes
+                .iter()
+                .filter(|n| Some(n.id) != origin)
+                .filter_map(|n| n.handler.upgrade())
+                .collect()
+        };
+        let reply = handlers
+            .iter()
+            .find_map(|handler| handler.execute(&command))
+            .ok_or(BackplaneError::UnknownConnection);
+        Box::pin(std::future::ready(reply))
+    }
+}

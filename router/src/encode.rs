@@ -1,0 +1,98 @@
+//! Protocol ids, encoders, and the rule that a message is encoded at most once per protocol
+//! present among its recipients.
+
+use crate::message::Outbound;
+use bytes::Bytes;
+use rt_core::{Outbox, PushError, Stamped};
+use std::fmt;
+
+/// Names a wire format: every session of one protocol shares its frames. Two encoders with
+/// the same id must produce the same bytes (the id, not the encoder's address, is the key,
+/// so a per-connection encoder object still shares frames with its peers).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProtocolId(&'static str);
+
+impl ProtocolId {
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Debug for ProtocolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl fmt::Display for ProtocolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// One message in one protocol's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// The same bytes for every recipient (a reference-count increment each).
+    Whole(Bytes),
+    /// Each recipient's sequence id goes inside (Web PubSub reliable): one copy each.
+    Stamped(Stamped),
+}
+
+impl Frame {
+    /// Queue the frame on one recipient's outbox.
+    pub fn push_to(&self, outbox: &Outbox) -> Result<(), PushError> {
+        match self {
+            Frame::Whole(bytes) => outbox.push(bytes.clone()),
+            Frame::Stamped(stamped) => outbox.push_stamped(stamped),
+        }
+    }
+}
+
+/// Turns neutral messages into one protocol's frames.
+pub trait Encoder: Send + Sync + 'static {
+    fn protocol(&self) -> ProtocolId;
+    /// `None` when the protocol has no representation for the message: its sessions skip it.
+    fn encode(&self, message: &Outbound) -> Option<Frame>;
+}
+
+/// The frames of one message, at most one per protocol. A handful of protocols exist, so a
+/// linear scan of a few slots beats hashing.
+pub struct EncodeOnce<'a> {
+    message: &'a Outbound,
+    frames: Vec<(ProtocolId, Option<Frame>)>,
+    encodings: usize,
+}
+
+impl<'a> EncodeOnce<'a> {
+    pub fn new(message: &'a Outbound) -> Self {
+        Self {
+            message,
+            frames: Vec::new(),
+            encodings: 0,
+        }
+    }
+
+    /// The message's frame in `encoder`'s protocol, encoding it the first time.
+    pub fn frame(&mut self, encoder: &dyn Encoder) -> Option<&Frame> {
+        let protocol = encoder.protocol();
+        let index = match self.frames.iter().position(|(id, _)| *id == protocol) {
+            Some(index) => index,
+            None => {
+                self.encodings += 1;
+                self.frames.push((protocol, encoder.encode(self.message)));
+                self.frames.len() - 1
+            }
+        };
+        self.frames[index].1.as_ref()
+    }
+
+    /// How many times the message was encoded.
+    pub fn encodings(&self) -> usize {
+        self.encodings
+    }
+}

@@ -1,0 +1,483 @@
+//! The router: register sessions, join and leave groups, send to targets, list members.
+
+use crate::backplane::{Backplane, BackplaneError, BackplaneHandler, Command, Envelope};
+use crate::backplane::{NoBackplane, NodeId, Reply};
+use crate::encode::{EncodeOnce, ProtocolId};
+use crate::message::Outbound;
+use crate::observer::SessionObserver;
+use crate::session::{Membership, Session};
+use crate::tables::{Presence, Seat, Tables};
+use crate::target::{Scope, Target};
+use parking_lot::RwLock;
+use rt_core::{Identity, IdentityKind, PushError};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouterError {
+    #[error("no connection with that id")]
+    UnknownConnection,
+    #[error(transparent)]
+    Backplane(BackplaneError),
+}
+
+impl From<BackplaneError> for RouterError {
+    fn from(error: BackplaneError) -> Self {
+        match error {
+            BackplaneError::UnknownConnection => RouterError::UnknownConnection,
+            other => RouterError::Backplane(other),
+        }
+    }
+}
+
+/// The outcome of a send on this node, for logs, metrics and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Sessions whose outbox took the frame.
+    pub delivered: usize,
+    /// Sessions closed as slow consumers by this send.
+    pub overflowed: usize,
+    /// Times the message was encoded (at most one per protocol present).
+    pub encodings: usize,
+}
+
+/// One member of a group, as presence lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub connection_id: Arc<str>,
+    pub user_id: Option<Arc<str>>,
+    pub protocol: ProtocolId,
+    pub read_only: bool,
+}
+
+/// A page of a group's members.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Members {
+    /// Members of the group on this node.
+    pub count: usize,
+    pub members: Vec<MemberInfo>,
+}
+
+struct Inner {
+    node: NodeId,
+    tables: Tables,
+    observers: RwLock<Vec<Arc<dyn SessionObserver>>>,
+    backplane: Arc<dyn Backplane>,
+}
+
+/// Cheap to clone: clones share one group space.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Router {
+    /// A router on its own (no other process).
+    pub fn new() -> Self {
+        Self::with_backplane(Arc::new(NoBackplane))
+    }
+
+    /// A router that shares its group space with other nodes through `backplane`.
+    pub fn with_backplane(backplane: Arc<dyn Backplane>) -> Self {
+        let node = NodeId::random();
+        let inner = Arc::new(Inner {
+            node,
+            tables: Tables::default(),
+            observers: RwLock::new(Vec::new()),
+            backplane: backplane.clone(),
+        });
+        let handler: Arc<dyn BackplaneHandler> = inner.clone();
+        backplane.attach(node, Arc::downgrade(&handler));
+        Self { inner }
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.inner.node
+    }
+
+    /// Hear every session's connect and disconnect from now on.
+    pub fn observe(&self, observer: Arc<dyn SessionObserver>) {
+        self.inner.observers.write().push(observer);
+    }
+
+    /// Make `session` reachable until the returned guard is dropped (or
+    /// [`Registration::unregister`]ed): then it leaves every group and observers hear it.
+    #[must_use = "dropping the registration disconnects the session"]
+    pub fn register(&self, session: Arc<Session>) -> Registration {
+        let id = session.id().as_arc().clone();
+        self.inner
+            .tables
+            .sessions
+            .insert(id.clone(), session.clone());
+        if let (IdentityKind::User, Some(user)) =
+            (session.identity().kind, &session.identity().user_id)
+        {
+            let seat = Seat {
+                session: session.clone(),
+                membership: Membership::default(),
+            };
+            Tables::seat(&self.inner.tables.users, user.clone(), seat, |_| {});
+        }
+        for observer in self.observers() {
+            observer.connected(&session);
+        }
+        Registration {
+            router: self.clone(),
+            session,
+        }
+    }
+
+    fn observers(&self) -> Vec<Arc<dyn SessionObserver>> {
+        self.inner.observers.read().clone()
+    }
+
+    fn unregister(&self, session: &Arc<Session>) {
+        let id = session.id().as_str();
+        // Only the registration that put this session in the table removes it (a session id
+        // reused by a new registration is not this one's to remove).
+        self.inner
+            .tables
+            .sessions
+            .remove_if(id, |_, current| Arc::ptr_eq(current, session));
+        let groups = {
+            let mut state = session.state();
+            state.gone = true;
+            std::mem::take(&mut state.groups)
+        };
+        for (group, _) in groups {
+            self.inner.unseat_group(&group, id);
+        }
+        if let (IdentityKind::User, Some(user)) =
+            (session.identity().kind, &session.identity().user_id)
+        {
+            Tables::unseat(&self.inner.tables.users, user, id, |_| {});
+        }
+        for observer in self.observers() {
+            observer.disconnected(session);
+        }
+    }
+
+    /// The session with this id on this node.
+    pub fn session(&self, connection_id: &str) -> Option<Arc<Session>> {
+        self.inner
+            .tables
+            .sessions
+            .get(connection_id)
+            .map(|s| s.clone())
+    }
+
+    /// Run `f` with the session while it cannot disconnect: a disconnect waits until `f`
+    /// returns, and observers hear it after. Whatever `f` attaches to the session (a change
+    /// subscription) is therefore either seen by the observers' cleanup or never made. `None`
+    /// when there is no such session here, or it is already gone.
+    pub fn with_live_session<R>(
+        &self,
+        connection_id: &str,
+        f: impl FnOnce(&Arc<Session>) -> R,
+    ) -> Option<R> {
+        let session = self.session(connection_id)?;
+        let state = session.state();
+        if state.gone {
+            return None;
+        }
+        let result = f(&session);
+        drop(state);
+        Some(result)
+    }
+
+    /// The identity of a connection on any node.
+    pub async fn identity(&self, connection_id: &str) -> Option<Arc<Identity>> {
+        if let Some(session) = self.session(connection_id) {
+            return Some(session.identity().clone());
+        }
+        let command = Command::Identify {
+            connection_id: connection_id.into(),
+        };
+        match self.inner.backplane.command(command).await {
+            Ok(Reply::Identity(identity)) => Some(identity),
+            _ => None,
+        }
+    }
+
+    /// Put a connection of any node in `group`. Joining again replaces the membership.
+    pub async fn join(
+        &self,
+        connection_id: &str,
+        group: &str,
+        membership: Membership,
+    ) -> Result<(), RouterError> {
+        if let Some(session) = self.session(connection_id) {
+            return self.inner.join_local(&session, group, membership);
+        }
+        let command = Command::Join {
+            connection_id: connection_id.into(),
+            group: group.into(),
+            membership,
+        };
+        self.inner.backplane.command(command).await?;
+        Ok(())
+    }
+
+    /// Take a connection of any node out of `group` (a no-op when it is not in it).
+    pub async fn leave(&self, connection_id: &str, group: &str) -> Result<(), RouterError> {
+        if let Some(session) = self.session(connection_id) {
+            self.inner.leave_local(&session, group);
+            return Ok(());
+        }
+        let command = Command::Leave {
+            connection_id: connection_id.into(),
+            group: group.into(),
+        };
+        self.inner.backplane.command(command).await?;
+        Ok(())
+    }
+
+    /// How a connection of this node is in `group`.
+    pub fn membership(&self, connection_id: &str, group: &str) -> Option<Membership> {
+        self.session(connection_id)?.membership(group)
+    }
+
+    /// Deliver `message` to `target`: here, and with [`Scope::Cluster`] through the backplane
+    /// (one publication, whatever the number of recipients). Never waits; a recipient whose
+    /// queue is full is closed alone.
+    pub fn send(&self, target: Target, scope: Scope, message: Arc<Outbound>) -> Delivery {
+        let delivery = self.inner.deliver(&target, &message);
+        if scope == Scope::Cluster {
+            self.inner.backplane.publish(Envelope {
+                origin: self.inner.node,
+                target,
+                message,
+            });
+        }
+        delivery
+    }
+
+    /// The members of `group` on this node, `limit` of them from `offset` on, in join order.
+    pub fn members(&self, group: &str, offset: usize, limit: usize) -> Members {
+        let Some(seats) = Tables::snapshot(&self.inner.tables.groups, group) else {
+            return Members::default();
+        };
+        Members {
+            count: seats.len(),
+            members: seats
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|seat| MemberInfo {
+                    connection_id: seat.session.id().as_arc().clone(),
+                    user_id: seat.session.identity().user_id.clone(),
+                    protocol: seat.session.protocol(),
+                    read_only: seat.membership.read_only,
+                })
+                .collect(),
+        }
+    }
+
+    /// Sessions on this node.
+    pub fn connection_count(&self) -> usize {
+        self.inner.tables.sessions.len()
+    }
+
+    /// Groups with at least one member on this node.
+    pub fn group_count(&self) -> usize {
+        self.inner.tables.groups.len()
+    }
+}
+
+impl Inner {
+    fn join_local(
+        &self,
+        session: &Arc<Session>,
+        group: &str,
+        membership: Membership,
+    ) -> Result<(), RouterError> {
+        // Lock order: the session, then a group shard. Disconnect takes the session first too,
+        // so a join racing a disconnect either lands before it (and is undone by it) or sees
+        // `gone`.
+        let mut state = session.state();
+        if state.gone {
+            return Err(RouterError::UnknownConnection);
+        }
+        let name: Arc<str> = match state.groups.get_key_value(group) {
+            Some((existing, _)) => existing.clone(),
+            None => group.into(),
+        };
+        state.groups.insert(name.clone(), membership);
+        let seat = Seat {
+            session: session.clone(),
+            membership,
+        };
+        let backplane = &self.backplane;
+        Tables::seat(&self.tables.groups, name, seat, |presence| {
+            if presence == Presence::First {
+                backplane.subscribe(group);
+            }
+        });
+        Ok(())
+    }
+
+    fn leave_local(&self, session: &Arc<Session>, group: &str) {
+        let mut state = session.state();
+        if state.groups.swap_remove(group).is_some() {
+            self.unseat_group(group, session.id().as_str());
+        }
+    }
+
+    fn unseat_group(&self, group: &str, connection_id: &str) {
+        let backplane = &self.backplane;
+        Tables::unseat(&self.tables.groups, group, connection_id, |presence| {
+            if presence == Presence::Last {
+                backplane.unsubscribe(group);
+            }
+        });
+    }
+
+    /// The local part of a send.
+    fn deliver(&self, target: &Target, message: &Outbound) -> Delivery {
+        let tables = &self.tables;
+        let mut frames = EncodeOnce::new(message);
+        let mut delivery = Delivery::default();
+        match target {
+            Target::All => {
+                let sessions: Vec<Arc<Session>> =
+                    tables.sessions.iter().map(|s| s.clone()).collect();
+                for session in &sessions {
+                    push(session, &mut frames, &mut delivery);
+                }
+            }
+            Target::Group(group) => {
+                if let Some(seats) = Tables::snapshot(&tables.groups, group) {
+                    for seat in seats.iter() {
+                        push(&seat.session, &mut frames, &mut delivery);
+                    }
+                }
+            }
+            Target::GroupExcept { group, except } => {
+                if let Some(seats) = Tables::snapshot(&tables.groups, group) {
+                    for seat in seats
+                        .iter()
+                        .filter(|s| s.session.id().as_str() != &**except)
+                    {
+                        push(&seat.session, &mut frames, &mut delivery);
+                    }
+                }
+            }
+            Target::Groups(groups) => {
+                let mut seen = HashSet::new();
+                for group in groups {
+                    let Some(seats) = Tables::snapshot(&tables.groups, group) else {
+                        continue;
+                    };
+                    for seat in seats.iter() {
+                        if seen.insert(seat.session.id().as_arc().clone()) {
+                            push(&seat.session, &mut frames, &mut delivery);
+                        }
+                    }
+                }
+            }
+            Target::Connection(id) => {
+                if let Some(session) = tables.sessions.get(&**id).map(|s| s.clone()) {
+                    push(&session, &mut frames, &mut delivery);
+                }
+            }
+            Target::Connections(ids) => {
+                let mut seen = HashSet::new();
+                for id in ids {
+                    if !seen.insert(id) {
+                        continue;
+                    }
+                    if let Some(session) = tables.sessions.get(&**id).map(|s| s.clone()) {
+                        push(&session, &mut frames, &mut delivery);
+                    }
+                }
+            }
+            Target::User(user) => {
+                if let Some(seats) = Tables::snapshot(&tables.users, user) {
+                    for seat in seats.iter() {
+                        push(&seat.session, &mut frames, &mut delivery);
+                    }
+                }
+            }
+        }
+        delivery.encodings = frames.encodings();
+        delivery
+    }
+}
+
+fn push(session: &Session, frames: &mut EncodeOnce<'_>, delivery: &mut Delivery) {
+    let Some(frame) = frames.frame(session.encoder()) else {
+        return;
+    };
+    match frame.push_to(session.outbox()) {
+        Ok(()) => delivery.delivered += 1,
+        Err(PushError::Overflow) => {
+            delivery.overflowed += 1;
+            tracing::warn!(
+                connection_id = %session.id().redacted(),
+                protocol = %session.protocol(),
+                "closing a slow consumer: its outbound queue is full"
+            );
+        }
+        Err(PushError::Closed) => {}
+    }
+}
+
+impl BackplaneHandler for Inner {
+    fn deliver(&self, envelope: &Envelope) {
+        if envelope.origin != self.node {
+            Inner::deliver(self, &envelope.target, &envelope.message);
+        }
+    }
+
+    fn execute(&self, command: &Command) -> Option<Reply> {
+        let session = self
+            .tables
+            .sessions
+            .get(command.connection_id())
+            .map(|s| s.clone())?;
+        match command {
+            Command::Join {
+                group, membership, ..
+            } => self
+                .join_local(&session, group, *membership)
+                .ok()
+                .map(|()| Reply::Done),
+            Command::Leave { group, .. } => {
+                self.leave_local(&session, group);
+                Some(Reply::Done)
+            }
+            Command::Identify { .. } => Some(Reply::Identity(session.identity().clone())),
+        }
+    }
+}
+
+/// Keeps a session registered; dropping it disconnects the session from the router.
+pub struct Registration {
+    router: Router,
+    session: Arc<Session>,
+}
+
+impl Registration {
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Disconnect now (the same as dropping it).
+    pub fn unregister(self) {}
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.router.unregister(&self.session);
+    }
+}
