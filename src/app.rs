@@ -2,13 +2,13 @@
 
 use crate::api_error::ApiError;
 use crate::auth::Authenticator;
-use crate::channels::{self, Channels};
-use crate::channels_rest::{self, ChannelsApi};
+use crate::channels::rest::ChannelsApi;
+use crate::channels::{self, ChannelService, Channels};
 use crate::collections::{
     self,
     feed::ChangeFeed,
     filter::Dialect,
-    listen::{Subscriber, Subscriptions},
+    listen::Subscriptions,
     schema::{Schema, SchemaError},
     service::Collections,
     store::{self, SharedStore, StoreError},
@@ -23,7 +23,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hub::protocol::MessagePackHubProtocol;
 use hub::{HubMethods, HubOptions, HubServer};
-use hub::{LifetimeManager, LocalLifetimeManager};
 use negotiate::ConnectionOptions;
 use serde::Deserialize;
 use serde_json::json;
@@ -77,9 +76,11 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         Dialect::Sqlite
     };
 
-    let lifetime: Arc<dyn LifetimeManager> = Arc::new(LocalLifetimeManager::new());
+    // The one group space of every protocol; its observers hear every session end.
+    let groups = router::Router::new();
     let connections = negotiate::Connections::default();
     let subscriptions = Arc::new(Subscriptions::default());
+    groups.observe(subscriptions.clone());
     let lookups = schema
         .collections()
         .map(|c| {
@@ -89,12 +90,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
             )
         })
         .collect();
-    let feed = ChangeFeed::new(
-        store.clone(),
-        subscriptions.clone(),
-        lifetime.clone(),
-        lookups,
-    );
+    let feed = ChangeFeed::new(store.clone(), subscriptions, groups.clone(), lookups);
     let background = CancellationToken::new();
     // Deliver what is committed from now on (older changes are StreamChanges' replay): read
     // before serving, so a change written right after start-up is never behind the start.
@@ -105,14 +101,15 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         store: store.clone(),
         dialect,
         feed,
-        lifetime: lifetime.clone(),
+        router: groups.clone(),
         connections: connections.clone(),
         auth: auth.clone(),
         max_body_bytes: config.max_body_bytes,
     });
 
-    let channels = Channels::new(&config.api_name).with_entities(names);
-    let methods = channels::hub_methods(channels.clone(), HubMethods::new());
+    let names = Channels::new(&config.api_name).with_entities(names);
+    let channels = ChannelService::new(names, groups.clone());
+    let methods = channels::hub_methods::hub_methods(channels.clone(), HubMethods::new());
     let methods = collections::hub_methods::hub_methods(collections.clone(), methods);
     let s = &config.signalr;
     let hub_auth = auth.clone();
@@ -131,8 +128,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
             }))
         })
         .protocol(Arc::new(MessagePackHubProtocol))
-        .lifetime_manager(lifetime)
-        .on_disconnect(move |id| subscriptions.forget(&Subscriber::Connection(id.as_arc().clone())))
+        .router(groups)
         .authenticate(move |credentials| hub_auth.identify(credentials))
         .options(HubOptions {
             keep_alive: s.keep_alive,
@@ -156,7 +152,6 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     };
     let channels_api = Arc::new(ChannelsApi {
         channels,
-        lifetime: hub.lifetime().clone(),
         connections: connections.clone(),
         auth: auth.clone(),
     });
@@ -174,7 +169,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
             }),
         )
         .route("/api/_auth", post(service_account_token).with_state(auth))
-        .merge(channels_rest::routes(channels_api))
+        .merge(channels::rest::routes(channels_api))
         .method_not_allowed_fallback(crate::api_error::method_not_allowed);
     // The SignalR endpoint answers as ASP.NET Core does (plain text errors); every other
     // endpoint, and every unknown path, in the JSON error shape.

@@ -418,5 +418,6 @@ fn rand_secret() -> [u8; 32] {
     secret
 }
 
+pub mod extract;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,6 @@ pub mod api_error;
 pub mod app;
 pub mod auth;
 pub mod channels;
-pub mod channels_rest;
 pub mod collections;
 pub mod config;
 pub mod limits;

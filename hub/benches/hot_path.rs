@@ -10,7 +10,11 @@ use futures_util::FutureExt;
 use hub::protocol::{
     Decoded, Headers, HubMessage, HubProtocol, Invocation, JsonHubProtocol, MessagePackHubProtocol,
 };
-use hub::{Broadcast, Encoder, LifetimeManager, LocalLifetimeManager, Member, Membership};
+use hub::router::{
+    Encoder, GroupMessage, Membership, Outbound, Payload, Registration, Router, Scope, Session,
+    Target,
+};
+use hub::HubServer;
 use negotiate::{Identity, Next, Outbox, RandomId};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -45,18 +49,28 @@ fn send_to_group_frame(protocol: &dyn HubProtocol) -> Vec<u8> {
     frame
 }
 
-/// The shape of the root crate's `channels::channel_message`, which the hub crate cannot
-/// depend on.
-fn channel_message(group: &str, data: Value) -> Broadcast {
-    Broadcast::new(
-        "message",
-        vec![json!({
-            "group": group,
-            "data": data,
-            "fromUserId": null,
-            "fromConnectionId": "abc",
-        })],
-    )
+/// A channel message from a connection, as the application's `SendToGroup` builds it.
+fn channel_message(group: &str, data: Value) -> Outbound {
+    Outbound::Group(GroupMessage {
+        group: group.into(),
+        data: Payload::Json(data),
+        from_user_id: None,
+        from_connection_id: Some("abc".into()),
+    })
+}
+
+/// The router encoders of the hub's two protocols, as its connections use them.
+fn encoders() -> [(&'static str, Arc<dyn Encoder>); 2] {
+    let hub = HubServer::builder(hub::HubMethods::new())
+        .protocol(Arc::new(MessagePackHubProtocol))
+        .build();
+    [
+        ("json", hub.encoder_for("json").expect("json is built in")),
+        (
+            "messagepack",
+            hub.encoder_for("messagepack").expect("just added"),
+        ),
+    ]
 }
 
 fn decode(protocol: &dyn HubProtocol, input: &mut BytesMut) -> Invocation {
@@ -94,20 +108,20 @@ fn bench_decode(c: &mut Criterion) {
 fn bench_encode(c: &mut Criterion) {
     let message = channel_message(GROUP, json!(DATA));
     let mut group = c.benchmark_group("encode");
-    for (name, protocol) in protocols() {
+    for (name, encoder) in encoders() {
         group.bench_function(name, |b| {
-            b.iter(|| black_box(protocol.encode(black_box(&message))))
+            b.iter(|| black_box(encoder.encode(black_box(&message))))
         });
     }
     group.finish();
 }
 
-/// Waits for nothing: the manager's futures never suspend, and a pending one would mean the
-/// benchmark measured something other than the fan-out.
+/// Waits for nothing: a local join never suspends, and a pending one would mean the benchmark
+/// measured something other than the fan-out.
 fn ready<F: std::future::Future>(future: F) -> F::Output {
     future
         .now_or_never()
-        .expect("the local manager completes without waiting")
+        .expect("a local join completes without waiting")
 }
 
 /// Takes everything queued, as the transport's writer would; never waits because a frame was
@@ -119,32 +133,31 @@ fn drain(outbox: &Outbox, batch: &mut VecDeque<bytes::Bytes>) {
 }
 
 fn bench_route(c: &mut Criterion) {
-    // One instance per protocol: the fan-out encodes once per encoder *instance*, as a server
-    // that shares its protocol objects across connections does.
-    let encoders: [Arc<dyn Encoder>; 2] =
-        [Arc::new(JsonHubProtocol), Arc::new(MessagePackHubProtocol)];
-    let message = channel_message(GROUP, json!(DATA));
+    // Half the members speak each protocol: the fan-out encodes once per protocol id.
+    let encoders = encoders();
+    let message = Arc::new(channel_message(GROUP, json!(DATA)));
     let mut group = c.benchmark_group("route/send_group");
     for members in [100usize, 1_000] {
-        let manager = LocalLifetimeManager::new();
-        let outboxes: Vec<Outbox> = (0..members)
+        let router = Router::new();
+        let (outboxes, _registrations): (Vec<Outbox>, Vec<Registration>) = (0..members)
             .map(|i| {
                 let outbox = Outbox::new(1 << 20);
-                let member = Member::new(
+                let session = Session::new(
                     RandomId::generate(),
                     Arc::new(Identity::anonymous()),
-                    encoders[i % 2].clone(),
+                    encoders[i % 2].1.clone(),
                     outbox.clone(),
                 );
-                let id = member.connection_id.as_str().to_owned();
-                ready(manager.on_connected(member));
-                ready(manager.add_to_group(&id, GROUP, Membership { read_only: false }))
-                    .expect("the member was just connected");
-                outbox
+                let id = session.id().as_str().to_owned();
+                let registration = router.register(session);
+                ready(router.join(&id, GROUP, Membership { read_only: false }))
+                    .expect("the session was just registered");
+                (outbox, registration)
             })
-            .collect();
+            .unzip();
+        let send = || router.send(Target::group(GROUP), Scope::Cluster, message.clone());
         let mut batch = VecDeque::new();
-        let delivery = ready(manager.send_group(GROUP, &message));
+        let delivery = send();
         assert_eq!(
             (delivery.delivered, delivery.overflowed, delivery.encodings),
             (members, 0, 2)
@@ -160,7 +173,7 @@ fn bench_route(c: &mut Criterion) {
                 let mut sending = Duration::ZERO;
                 for _ in 0..iters {
                     let start = Instant::now();
-                    black_box(ready(manager.send_group(GROUP, black_box(&message))));
+                    black_box(send());
                     sending += start.elapsed();
                     outboxes.iter().for_each(|o| drain(o, &mut batch));
                 }
@@ -172,7 +185,7 @@ fn bench_route(c: &mut Criterion) {
 }
 
 fn bench_pipeline(c: &mut Criterion) {
-    let encoders = protocols();
+    let encoders = encoders();
     let mut group = c.benchmark_group("pipeline");
     for (name, protocol) in protocols() {
         let frame = send_to_group_frame(&*protocol);

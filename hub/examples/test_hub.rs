@@ -11,7 +11,7 @@
 //! Then `withUrl("http://127.0.0.1:5000/testhub")` (any case) from `@microsoft/signalr`.
 
 use futures_util::{stream, StreamExt};
-use hub::{Broadcast, Caller, HubError, HubMethods, HubOptions, HubPaths, HubServer, UploadStream};
+use hub::{Caller, HubError, HubMethods, HubOptions, HubPaths, HubServer, UploadStream};
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
@@ -20,21 +20,12 @@ struct OnCancel(Caller);
 
 impl Drop for OnCancel {
     fn drop(&mut self) {
-        let caller = self.0.clone();
-        tokio::spawn(async move {
-            let canceled = Broadcast::new("StreamCanceled", vec![]);
-            let id = caller.connection_id.as_str();
-            caller.groups.send_connection(id, &canceled).await;
-        });
+        self.0.send("StreamCanceled", vec![]);
     }
 }
 
-async fn send_to_caller(caller: &Caller, target: &'static str, argument: Value) {
-    let message = Broadcast::new(target, vec![argument]);
-    caller
-        .groups
-        .send_connection(caller.connection_id.as_str(), &message)
-        .await;
+fn send_to_caller(caller: &Caller, target: &'static str, argument: Value) {
+    caller.send(target, vec![argument]);
 }
 
 fn methods() -> HubMethods {
@@ -56,11 +47,11 @@ fn methods() -> HubMethods {
             Err::<(), _>(HubError::exception("InvalidOperationException", message))
         })
         .method("InvokeWithString", |caller: Caller, (message,): (String,)| async move {
-            send_to_caller(&caller, "Message", json!(message)).await;
+            send_to_caller(&caller, "Message", json!(message));
             Ok::<_, HubError>(())
         })
         .method("SendCustomObject", |caller: Caller, (object,): (Value,)| async move {
-            send_to_caller(&caller, "CustomObject", object).await;
+            send_to_caller(&caller, "CustomObject", object);
             Ok::<_, HubError>(())
         })
         .stream("Stream", |_: Caller, (): ()| {

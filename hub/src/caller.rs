@@ -2,10 +2,10 @@
 //! (.NET's `Context.GetHttpContext()` and `IHttpTransportFeature`), and a way to close it.
 
 use crate::errors::{close_error, HubError};
-use crate::lifetime::LifetimeManager;
 use crate::protocol::Close;
 use negotiate::{ConnectRequest, Identity, Query, RandomId, TransportKind};
 use parking_lot::Mutex;
+use router::{Delivery, Invocation, Outbound, Router, Scope, Target};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +15,8 @@ pub struct Caller {
     pub connection_id: RandomId,
     /// The user (what `authenticate` returned for the connection's credentials).
     pub identity: Arc<Identity>,
-    pub groups: Arc<dyn LifetimeManager>,
+    /// The group space (shared with every protocol of the application).
+    pub groups: Router,
     pub(crate) context: Arc<ConnectionContext>,
 }
 
@@ -79,7 +80,7 @@ impl Caller {
     pub(crate) fn new(
         connection_id: RandomId,
         identity: Arc<Identity>,
-        groups: Arc<dyn LifetimeManager>,
+        groups: Router,
         context: Arc<ConnectionContext>,
     ) -> Self {
         Self {
@@ -110,9 +111,16 @@ impl Caller {
         Self::new(
             RandomId::generate(),
             Arc::new(Identity::anonymous()),
-            Arc::new(crate::lifetime::LocalLifetimeManager::new()),
+            Router::new(),
             ConnectionContext::new(TransportKind::WebSockets, Arc::default(), false),
         )
+    }
+
+    /// Invoke `target` on this connection's client (.NET's `Clients.Caller.SendAsync`).
+    pub fn send(&self, target: &'static str, arguments: Vec<serde_json::Value>) -> Delivery {
+        let message = Outbound::Invocation(Invocation::new(target, arguments));
+        let target = Target::Connection(self.connection_id.as_arc().clone());
+        self.groups.send(target, Scope::Local, Arc::new(message))
     }
 
     /// A cookie of the connecting request.

@@ -2,12 +2,10 @@
 //! and a `Close` at the end. Invocations run one at a time, in order (.NET's default of one
 //! parallel invocation per client).
 
-use crate::broadcast::Encoder;
 use crate::caller::{ConnectionContext, ConnectionControl};
 use crate::dispatch::{Caller, Started};
 use crate::errors::{close_error, invocation_error};
 use crate::handshake;
-use crate::lifetime::Member;
 use crate::protocol::{Close, Completion, Decoded, HubMessage, HubProtocol, Invocation};
 use crate::sequencing::{Admit, Sequencing};
 use crate::server::Shared;
@@ -15,6 +13,7 @@ use crate::streams::Streams;
 use crate::writer::Writer;
 use bytes::{Bytes, BytesMut};
 use negotiate::{Inbound, TransportConnection};
+use router::{Encoder, Session};
 use std::sync::Arc;
 use tokio::time::{sleep, Instant};
 
@@ -75,14 +74,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
     // Reachable (groups, _listen, REST join) before the client hears the handshake reply, yet
     // the reply is still the first frame it gets: the outbox is held until the reply is in.
     outbox.hold();
-    let encoder: Arc<dyn Encoder> = protocol.clone();
-    let member = Member::new(
+    let encoder: Arc<dyn Encoder> = shared.encoder(&protocol);
+    let session = Session::new(
         transport.id.clone(),
         transport.identity.clone(),
         encoder,
         outbox.clone(),
     );
-    shared.lifetime.on_connected(member).await;
+    // Reachable by every target until dropped; dropping it leaves every group and tells the
+    // router's observers.
+    let registration = shared.router.register(session);
     outbox.release_with_first(Bytes::from_static(handshake::SUCCESS));
     tracing::debug!(
         protocol = protocol.name(),
@@ -96,7 +97,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
     let caller = Caller::new(
         transport.id.clone(),
         transport.identity.clone(),
-        shared.lifetime.clone(),
+        shared.router.clone(),
         context.clone(),
     );
     // Reachable by `HubServer::close_connection` from here on.
@@ -134,7 +135,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
     }
     connection.streams.end();
     shared.connections.remove(transport.id.as_str());
-    shared.lifetime.on_disconnected(&transport.id).await;
+    registration.unregister();
     for hook in &shared.on_disconnect {
         hook(&transport.id);
     }

@@ -1,6 +1,7 @@
 //! The SignalR hub layer, after ASP.NET Core's `SignalR.Core`: hub protocols as pure codecs,
-//! the handshake, the hub connection state machine, method dispatch, and the group/lifetime
-//! manager that a backplane can replace.
+//! the handshake, the hub connection state machine and method dispatch. Groups live in the
+//! protocol-neutral [`router`] (re-exported here), which the application may share with other
+//! protocols and a backplane may extend to other processes.
 //!
 //! Usable on its own as a SignalR server library:
 //!
@@ -36,13 +37,12 @@
 //! MessagePack `bin` and timestamp values still reach methods as JSON shapes (an array of
 //! numbers, an ISO 8601 string); a value type that keeps them is not done yet.
 
-mod broadcast;
 mod caller;
 mod connection;
 mod dispatch;
+mod encoder;
 mod errors;
 pub mod handshake;
-pub mod lifetime;
 mod options;
 mod paths;
 pub mod protocol;
@@ -51,12 +51,9 @@ mod server;
 mod streams;
 mod writer;
 
-pub use broadcast::{Broadcast, Encoder};
 pub use dispatch::{Caller, FromArguments, HubError, HubMethods, ItemStream, UploadStream};
-pub use lifetime::{
-    Delivery, GroupError, LifetimeManager, LocalLifetimeManager, Member, Membership,
-};
 pub use negotiate::{ConnectRequest, TransportKind};
 pub use options::HubOptions;
 pub use paths::HubPaths;
+pub use router;
 pub use server::{HubServer, HubServerBuilder};

@@ -1,15 +1,16 @@
-//! A SignalR hub server: the application's methods, the protocols it speaks and its group
-//! tables, served on a [`negotiate`] endpoint.
+//! A SignalR hub server: the application's methods, the protocols it speaks and the router its
+//! connections are registered in, served on a [`negotiate`] endpoint.
 
 use crate::caller::{close_for, ConnectionContext};
 use crate::connection;
 use crate::dispatch::{Caller, HubError, HubMethods};
-use crate::lifetime::{LifetimeManager, LocalLifetimeManager};
+use crate::encoder::HubEncoder;
 use crate::options::HubOptions;
 use crate::protocol::{Close, HubMessage, HubProtocol, JsonHubProtocol};
 use bytes::Bytes;
 use dashmap::DashMap;
 use negotiate::{ConnectionHandler, ConnectionOptions, Credentials, Identity, RandomId, Rejection};
+use router::Router;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,7 +26,9 @@ type ConnectionInfo =
 
 pub(crate) struct Shared {
     pub methods: HubMethods,
-    pub lifetime: Arc<dyn LifetimeManager>,
+    pub router: Router,
+    /// One router encoder per protocol, shared by its connections.
+    pub(crate) encoders: Vec<Arc<HubEncoder>>,
     pub options: HubOptions,
     pub protocols: Vec<Arc<dyn HubProtocol>>,
     pub shutdown: CancellationToken,
@@ -40,6 +43,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The router encoder of `protocol`.
+    pub fn encoder(&self, protocol: &Arc<dyn HubProtocol>) -> Arc<HubEncoder> {
+        self.encoders
+            .iter()
+            .find(|e| e.protocol_name() == protocol.name())
+            .cloned()
+            .unwrap_or_else(|| HubEncoder::new(protocol.clone()))
+    }
+
     /// The frame a connection gets when its outbound queue overflows.
     pub fn farewell(&self, protocol: &dyn HubProtocol) -> Bytes {
         self.farewells
@@ -67,7 +79,7 @@ pub struct HubServer {
 
 pub struct HubServerBuilder {
     methods: HubMethods,
-    lifetime: Option<Arc<dyn LifetimeManager>>,
+    router: Option<Router>,
     options: HubOptions,
     protocols: Vec<Arc<dyn HubProtocol>>,
     authenticate: Box<Authenticator>,
@@ -115,9 +127,10 @@ impl HubServerBuilder {
         self
     }
 
-    /// Replace the in-process group tables (a backplane).
-    pub fn lifetime_manager(mut self, lifetime: Arc<dyn LifetimeManager>) -> Self {
-        self.lifetime = Some(lifetime);
+    /// Share a group space with the application and its other protocols (by default the hub
+    /// has a router of its own).
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = Some(router);
         self
     }
 
@@ -140,9 +153,12 @@ impl HubServerBuilder {
         HubServer {
             shared: Arc::new(Shared {
                 methods: self.methods,
-                lifetime: self
-                    .lifetime
-                    .unwrap_or_else(|| Arc::new(LocalLifetimeManager::new())),
+                router: self.router.unwrap_or_default(),
+                encoders: self
+                    .protocols
+                    .iter()
+                    .map(|p| HubEncoder::new(p.clone()))
+                    .collect(),
                 options: self.options,
                 farewells: self
                     .protocols
@@ -165,7 +181,7 @@ impl HubServer {
     pub fn builder(methods: HubMethods) -> HubServerBuilder {
         HubServerBuilder {
             methods,
-            lifetime: None,
+            router: None,
             options: HubOptions::default(),
             protocols: vec![Arc::new(JsonHubProtocol)],
             authenticate: Box::new(|_| Ok(Identity::anonymous())),
@@ -175,8 +191,17 @@ impl HubServer {
         }
     }
 
-    pub fn lifetime(&self) -> &Arc<dyn LifetimeManager> {
-        &self.shared.lifetime
+    /// The group space the hub's connections are in.
+    pub fn router(&self) -> &Router {
+        &self.shared.router
+    }
+
+    /// The router encoder of one of this hub's protocols (`json`, `messagepack`): the frames
+    /// its connections get for the router's messages.
+    pub fn encoder_for(&self, protocol: &str) -> Option<Arc<dyn router::Encoder>> {
+        let encoders = &self.shared.encoders;
+        let found = encoders.iter().find(|e| e.protocol_name() == protocol)?;
+        Some(found.clone())
     }
 
     /// Close one connection of this process: it gets a `Close` (with `error` in .NET's words,
@@ -222,8 +247,7 @@ impl HubServer {
     pub async fn shutdown(&self, grace: Duration) {
         self.shared.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + grace;
-        while self.shared.lifetime.connection_count() > 0 && tokio::time::Instant::now() < deadline
-        {
+        while !self.shared.connections.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

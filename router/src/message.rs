@@ -93,6 +93,27 @@ pub struct ChangeMessage {
     pub ts: Arc<str>,
 }
 
+impl ChangeMessage {
+    /// The change as every protocol carries it (SignalR's `change` argument, Web PubSub's
+    /// `data`, a `StreamChanges` item): `{collection, operation, id, data, seq, ts}`.
+    pub fn to_json(&self) -> Value {
+        let mut object = serde_json::Map::with_capacity(6);
+        object.insert(
+            "collection".into(),
+            Value::String(self.collection.to_string()),
+        );
+        object.insert(
+            "operation".into(),
+            Value::String(self.operation.as_str().into()),
+        );
+        object.insert("id".into(), Value::String(self.id.to_string()));
+        object.insert("data".into(), self.data.clone());
+        object.insert("seq".into(), Value::from(self.seq));
+        object.insert("ts".into(), Value::String(self.ts.to_string()));
+        Value::Object(object)
+    }
+}
+
 /// An application event with a name (`/realtime`'s `publish`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomEvent {

@@ -45,7 +45,7 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberInfo {
     pub connection_id: Arc<str>,
-    pub user_id: Option<Arc<str>>,
+    pub identity: Arc<Identity>,
     pub protocol: ProtocolId,
     pub read_only: bool,
 }
@@ -271,7 +271,7 @@ impl Router {
                 .take(limit)
                 .map(|seat| MemberInfo {
                     connection_id: seat.session.id().as_arc().clone(),
-                    user_id: seat.session.identity().user_id.clone(),
+                    identity: seat.session.identity().clone(),
                     protocol: seat.session.protocol(),
                     read_only: seat.membership.read_only,
                 })

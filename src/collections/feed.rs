@@ -7,8 +7,7 @@
 
 use super::listen::{Subscriber, Subscriptions};
 use super::store::{timestamp, Change, SharedStore};
-use hub::{Broadcast, LifetimeManager};
-use serde_json::json;
+use router::{ChangeMessage, Outbound, Router, Scope, Target};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,35 +25,35 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 pub struct ChangeFeed {
     store: SharedStore,
     subscriptions: Arc<Subscriptions>,
-    lifetime: Arc<dyn LifetimeManager>,
+    router: Router,
     /// Lookup property names by collection, for `lookupIds` filters.
     lookups: HashMap<String, Vec<String>>,
     local_writes: Notify,
 }
 
-/// The `change` message every protocol carries (PRODUCT.md section 5).
-pub fn change_payload(change: &Change) -> serde_json::Value {
-    json!({
-        "collection": change.collection,
-        "operation": change.operation,
-        "id": change.id,
-        "data": change.data,
-        "seq": change.seq,
-        "ts": timestamp(&change.ts),
-    })
+/// A change of the log as the router carries it (each protocol's encoder shapes it).
+pub fn change_message(change: &Change) -> ChangeMessage {
+    ChangeMessage {
+        collection: change.collection.as_str().into(),
+        operation: change.operation,
+        id: change.id.to_string().into(),
+        data: change.data.clone(),
+        seq: change.seq,
+        ts: timestamp(&change.ts).into(),
+    }
 }
 
 impl ChangeFeed {
     pub fn new(
         store: SharedStore,
         subscriptions: Arc<Subscriptions>,
-        lifetime: Arc<dyn LifetimeManager>,
+        router: Router,
         lookups: HashMap<String, Vec<String>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             subscriptions,
-            lifetime,
+            router,
             lookups,
             local_writes: Notify::new(),
         })
@@ -172,8 +171,10 @@ impl ChangeFeed {
             }
         }
         if !connections.is_empty() {
-            let message = Broadcast::new("change", vec![change_payload(&change)]);
-            self.lifetime.send_connections(&connections, &message).await;
+            // Local: every node reads the change log itself and delivers to its own listeners.
+            let message = Arc::new(Outbound::Change(change_message(&change)));
+            self.router
+                .send(Target::Connections(connections), Scope::Local, message);
         }
     }
 }

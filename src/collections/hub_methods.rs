@@ -1,9 +1,10 @@
 //! The hub methods of collections: `Listen`, `Unlisten` and the streaming `StreamChanges`.
 
-use super::feed::change_payload;
-use super::listen::{accepts, ListenFilter, Subscriber, Subscriptions};
+use super::feed::change_message;
+use super::listen::{ListenFilter, Subscriber};
 use super::schema::Method;
 use super::service::Collections;
+use super::stream::StreamEnd;
 use crate::api_error::ApiError;
 use futures_util::Stream;
 use hub::{Caller, HubError, HubMethods};
@@ -24,21 +25,7 @@ fn check(collections: &Collections, caller: &Caller, collection: &str) -> Result
     Ok(found.name.clone())
 }
 
-/// Ends a stream's subscription however the stream ends.
-struct Forget(Arc<Subscriptions>, Subscriber);
-
-impl Drop for Forget {
-    fn drop(&mut self) {
-        self.0.forget(&self.1);
-    }
-}
-
-/// How many changes of the log are read per query during a replay.
-const REPLAY_BATCH: i64 = 500;
-
-/// First the changes after `from_seq` in the log, then live ones, with no gap and no duplicate:
-/// the live subscription opens before the replay reads the log, and live changes the replay
-/// already sent are skipped by `seq`.
+/// `StreamChanges`: the permission check, then the change stream as hub stream items.
 async fn produce(
     collections: Arc<Collections>,
     caller: Caller,
@@ -54,52 +41,20 @@ async fn produce(
             return;
         }
     };
-    let subscriptions = collections.feed.subscriptions().clone();
-    let (subscriber, mut live) = subscriptions.open_stream(&collection, filter.clone());
-    let _forget = Forget(subscriptions, subscriber);
-    let lookups = collections.feed.lookups(&collection).to_vec();
-    let mut cursor = from_seq.unwrap_or(i64::MIN);
-    if let Some(from) = from_seq {
-        cursor = from;
-        loop {
-            let batch = match collections.store.changes_after(cursor, REPLAY_BATCH).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::warn!(%error, "StreamChanges: replay failed");
-                    let _ = items.send(Err(HubError::Internal(error.to_string()))).await;
-                    return;
-                }
-            };
-            let full = batch.len() as i64 == REPLAY_BATCH;
-            for change in batch {
-                cursor = change.seq;
-                if change.collection == collection
-                    && accepts(&filter, &change, &lookups)
-                    && items.send(Ok(change_payload(&change))).await.is_err()
-                {
-                    return;
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-    }
-    while let Some(change) = live.recv().await {
-        if change.seq <= cursor {
-            continue;
-        }
-        cursor = change.seq;
-        if items.send(Ok(change_payload(&change))).await.is_err() {
+    let mut stream = collections.feed.stream(collection, filter, from_seq);
+    while let Some(next) = stream.next().await {
+        let item = match next {
+            Ok(change) => Ok(change_message(&change).to_json()),
+            Err(StreamEnd::Replay(error)) => Err(HubError::Internal(error.to_string())),
+            Err(StreamEnd::FellBehind { resume_from }) => Err(HubError::Refused(format!(
+                "The change stream fell behind; resume with fromSeq {resume_from}."
+            ))),
+        };
+        let last = item.is_err();
+        if items.send(item).await.is_err() || last {
             return;
         }
     }
-    // The feed dropped this stream: it fell more than a buffer behind.
-    let _ = items
-        .send(Err(HubError::Refused(format!(
-            "The change stream fell behind; resume with fromSeq {cursor}."
-        ))))
-        .await;
 }
 
 pub fn hub_methods(collections: Arc<Collections>, methods: HubMethods) -> HubMethods {

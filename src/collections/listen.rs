@@ -234,6 +234,13 @@ impl Subscriptions {
     }
 }
 
+/// Connections' subscriptions end with the connection, whatever protocol it spoke.
+impl router::SessionObserver for Subscriptions {
+    fn disconnected(&self, session: &Arc<router::Session>) {
+        self.forget(&Subscriber::Connection(session.id().as_arc().clone()));
+    }
+}
+
 /// Whether `filter` lets `change` through (for replays from the log).
 pub fn accepts(filter: &ListenFilter, change: &Change, lookup_names: &[String]) -> bool {
     filter.matches(change.id, &lookup_values(change, lookup_names))

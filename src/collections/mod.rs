@@ -10,3 +10,4 @@ pub mod schema;
 pub mod select;
 pub mod service;
 pub mod store;
+pub mod stream;

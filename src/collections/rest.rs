@@ -1,7 +1,7 @@
 //! `/api/{collection}`: list, create, read, replace, merge, delete; `_listen` and `_unlisten`.
 
 use super::filter::{self, Predicate};
-use super::listen::{ListenFilter, Subscriber};
+use super::listen::{ListenFilter, Subscriber, Subscriptions};
 use super::schema::{Collection, Method, WriteMode};
 use super::select::Selection;
 use super::service::Collections;
@@ -375,7 +375,7 @@ async fn listen_request(
     headers: &HeaderMap,
     query: Option<&str>,
     body: Body,
-) -> Result<(String, Subscriber, ListenFilter), ApiError> {
+) -> Result<ListenRequest, ApiError> {
     let (collection, identity) = admit(collections, name, Method::Listen, headers, query)?;
     let body = body_object(body, 64 * 1024).await?;
     let body: ListenBody = serde_json::from_value(Value::Object(body))
@@ -386,25 +386,52 @@ async fn listen_request(
         }
     }
     let connection_id = collections.connections.public_id(&body.connection_id);
-    let owner = collections
-        .lifetime
-        .identity(&connection_id)
-        .await
-        .ok_or_else(|| ApiError::not_found("There is no connection with that id."))?;
-    if !crate::auth::may_act_on(&identity, &owner) {
-        return Err(ApiError::forbidden(
-            "That connection belongs to another identity.",
-        ));
-    }
     let filter = ListenFilter {
         id: body.id,
         lookup_ids: body.lookup_ids.unwrap_or_default().into_iter().collect(),
     };
-    Ok((
-        collection.name.clone(),
-        Subscriber::Connection(connection_id.into()),
+    Ok(ListenRequest {
+        collection: collection.name.clone(),
+        identity,
+        connection_id: connection_id.into_owned(),
         filter,
-    ))
+    })
+}
+
+struct ListenRequest {
+    collection: String,
+    identity: Identity,
+    connection_id: String,
+    filter: ListenFilter,
+}
+
+impl ListenRequest {
+    /// Change the connection's subscriptions while it cannot disconnect (the router holds its
+    /// disconnect off meanwhile), so a connection that ends during the request leaves nothing
+    /// behind: the subscription is made before its disconnect's cleanup runs, or not at all.
+    fn on_connection(
+        &self,
+        collections: &Collections,
+        change: impl FnOnce(&Subscriptions, Subscriber),
+    ) -> Result<(), ApiError> {
+        let unknown = || ApiError::not_found("There is no connection with that id.");
+        let subscriptions = collections.feed.subscriptions();
+        collections
+            .router
+            .with_live_session(&self.connection_id, |session| {
+                if !crate::auth::may_act_on(&self.identity, session.identity()) {
+                    return Err(ApiError::forbidden(
+                        "That connection belongs to another identity.",
+                    ));
+                }
+                change(
+                    subscriptions,
+                    Subscriber::Connection(session.id().as_arc().clone()),
+                );
+                Ok(())
+            })
+            .unwrap_or_else(|| Err(unknown()))
+    }
 }
 
 async fn listen(
@@ -414,12 +441,10 @@ async fn listen(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (collection, subscriber, filter) =
-        listen_request(&collections, &name, &headers, query.as_deref(), body).await?;
-    collections
-        .feed
-        .subscriptions()
-        .listen(&collection, subscriber, filter);
+    let request = listen_request(&collections, &name, &headers, query.as_deref(), body).await?;
+    request.on_connection(&collections, |subscriptions, subscriber| {
+        subscriptions.listen(&request.collection, subscriber, request.filter.clone())
+    })?;
     Ok(Json(json!({ "listening": true })).into_response())
 }
 
@@ -430,11 +455,9 @@ async fn unlisten(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (collection, subscriber, filter) =
-        listen_request(&collections, &name, &headers, query.as_deref(), body).await?;
-    collections
-        .feed
-        .subscriptions()
-        .unlisten(&collection, &subscriber, &filter);
+    let request = listen_request(&collections, &name, &headers, query.as_deref(), body).await?;
+    request.on_connection(&collections, |subscriptions, subscriber| {
+        subscriptions.unlisten(&request.collection, &subscriber, &request.filter);
+    })?;
     Ok(Json(json!({ "listening": false })).into_response())
 }

@@ -8,8 +8,8 @@ use super::store::{Refused, SharedStore, StoreError};
 use crate::api_error::ApiError;
 use crate::auth::Authenticator;
 use axum::http::StatusCode;
-use hub::LifetimeManager;
 use negotiate::Identity;
+use router::Router;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -18,7 +18,8 @@ pub struct Collections {
     pub store: SharedStore,
     pub dialect: Dialect,
     pub feed: Arc<ChangeFeed>,
-    pub lifetime: Arc<dyn LifetimeManager>,
+    /// The group space: `_listen` finds connections here.
+    pub router: Router,
     /// Resolves the ids clients name connections by (a version 0 client's is its token).
     pub connections: negotiate::Connections,
     pub auth: Authenticator,

@@ -8,8 +8,7 @@ use super::{
     find_record, Close, Completion, Decoded, Headers, HubMessage, HubProtocol, Invocation, Outcome,
     ProtocolError, StreamItem, RECORD_SEPARATOR,
 };
-use crate::broadcast::{Broadcast, Encoder};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use negotiate::TransferFormat;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -266,14 +265,6 @@ impl HubProtocol for JsonHubProtocol {
     fn encode_invocation(&self, target: &str, arguments: &[Value], out: &mut Vec<u8>) {
         put_invocation(out, 1, &Headers::new(), None, target, arguments, &[]);
         out.push(RECORD_SEPARATOR);
-    }
-}
-
-impl Encoder for JsonHubProtocol {
-    fn encode(&self, message: &Broadcast) -> Option<Bytes> {
-        let mut out = Vec::with_capacity(128);
-        self.encode_invocation(&message.target, &message.arguments, &mut out);
-        Some(Bytes::from(out))
     }
 }
 

@@ -24,8 +24,7 @@ use super::{
     Close, Completion, Decoded, Headers, HubMessage, HubProtocol, Invocation, Outcome,
     ProtocolError, StreamItem,
 };
-use crate::broadcast::{Broadcast, Encoder};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use negotiate::TransferFormat;
 use rmp::Marker;
 use serde_json::{Map, Number, Value};
@@ -309,14 +308,6 @@ impl HubProtocol for MessagePackHubProtocol {
         framed(out, |body| {
             put_invocation(body, 1, &Headers::new(), None, target, arguments, &[])
         });
-    }
-}
-
-impl Encoder for MessagePackHubProtocol {
-    fn encode(&self, message: &Broadcast) -> Option<Bytes> {
-        let mut out = Vec::with_capacity(128);
-        self.encode_invocation(&message.target, &message.arguments, &mut out);
-        Some(Bytes::from(out))
     }
 }
 

@@ -12,7 +12,6 @@ pub use message::{Close, Completion, Headers, HubMessage, Invocation, Outcome, S
 pub use messagepack::MessagePackHubProtocol;
 pub(crate) use text_record::{find_record, RECORD_SEPARATOR};
 
-use crate::broadcast::Encoder;
 use bytes::{Bytes, BytesMut};
 use negotiate::TransferFormat;
 use serde_json::Value;
@@ -49,7 +48,7 @@ pub enum Decoded {
 }
 
 /// A hub protocol (`json`, `messagepack`). Implementations are stateless and shared.
-pub trait HubProtocol: Encoder + Send + Sync + 'static {
+pub trait HubProtocol: Send + Sync + 'static {
     /// The name clients put in the handshake.
     fn name(&self) -> &'static str;
     /// The highest version of it this server speaks.

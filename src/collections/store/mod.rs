@@ -19,7 +19,6 @@ pub use sqlite::SqliteStore;
 use crate::collections::filter::{Predicate, SqlParam};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -53,30 +52,16 @@ impl Item {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Operation {
-    Create,
-    Update,
-    Delete,
-}
+/// What a change did; the router's type, which every protocol's encoder reads.
+pub use router::Operation;
 
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Update => "update",
-            Self::Delete => "delete",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, StoreError> {
-        match text {
-            "create" => Ok(Self::Create),
-            "update" => Ok(Self::Update),
-            "delete" => Ok(Self::Delete),
-            other => Err(StoreError::Corrupt(format!("unknown operation '{other}'"))),
-        }
+/// An operation as the change log stores it.
+pub(super) fn parse_operation(text: &str) -> Result<Operation, StoreError> {
+    match text {
+        "create" => Ok(Operation::Create),
+        "update" => Ok(Operation::Update),
+        "delete" => Ok(Operation::Delete),
+        other => Err(StoreError::Corrupt(format!("unknown operation '{other}'"))),
     }
 }
 

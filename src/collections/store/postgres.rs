@@ -3,8 +3,8 @@
 //! updates and deletes, and `LISTEN rthub_changes` as the wake-up between processes.
 
 use super::{
-    object, page_bounds, params_of, table_name, Change, Document, Item, ListQuery, Operation, Page,
-    Precondition, Store, StoreError, Update,
+    object, page_bounds, params_of, parse_operation, table_name, Change, Document, Item, ListQuery,
+    Page, Precondition, Store, StoreError, Update,
 };
 use crate::collections::filter::SqlParam;
 use async_trait::async_trait;
@@ -57,7 +57,7 @@ fn change(row: &PgRow) -> Result<Change, StoreError> {
     Ok(Change {
         seq: row.try_get("seq")?,
         collection: row.try_get("collection")?,
-        operation: Operation::parse(row.try_get("operation")?)?,
+        operation: parse_operation(row.try_get("operation")?)?,
         id: row.try_get("item_id")?,
         data,
         before: before.map(|Json(v)| v),

@@ -4,8 +4,8 @@
 //! text order is time order.
 
 use super::{
-    object, page_bounds, params_of, table_name, timestamp, Change, Document, Item, ListQuery,
-    Operation, Page, Precondition, Store, StoreError, Update,
+    object, page_bounds, params_of, parse_operation, table_name, timestamp, Change, Document, Item,
+    ListQuery, Operation, Page, Precondition, Store, StoreError, Update,
 };
 use crate::collections::filter::SqlParam;
 use async_trait::async_trait;
@@ -69,7 +69,7 @@ fn change(row: &SqliteRow) -> Result<Change, StoreError> {
     Ok(Change {
         seq: row.try_get("seq")?,
         collection: row.try_get("collection")?,
-        operation: Operation::parse(row.try_get("operation")?)?,
+        operation: parse_operation(row.try_get("operation")?)?,
         id: parse_id(row.try_get("item_id")?)?,
         data: parse_json(row.try_get("data")?)?,
         before: before.map(parse_json).transpose()?,

@@ -310,9 +310,7 @@ fn every_message_round_trips() {
 
 #[test]
 fn the_broadcast_encoder_writes_a_non_blocking_invocation() {
-    let frame = JsonHubProtocol
-        .encode(&Broadcast::new("message", vec![json!({"x": 1})]))
-        .unwrap();
+    let frame = crate::encoder::fan_out(JsonHubProtocol, "message", vec![json!({"x": 1})]);
     assert_eq!(
         &frame[..],
         b"{\"type\":1,\"target\":\"message\",\"arguments\":[{\"x\":1}]}\x1e"

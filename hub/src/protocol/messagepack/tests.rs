@@ -301,9 +301,7 @@ fn the_fan_out_encoder_writes_a_dotnet_invocation() {
     let expected = [
         0x0c, 0x96, 0x01, 0x80, 0xc0, 0xa1, b'm', 0x91, 0x81, 0xa1, b'a', 0x01, 0x90,
     ];
-    let broadcast = MessagePackHubProtocol
-        .encode(&Broadcast::new("m", vec![json!({"a": 1})]))
-        .unwrap();
+    let broadcast = crate::encoder::fan_out(MessagePackHubProtocol, "m", vec![json!({"a": 1})]);
     assert_eq!(&broadcast[..], expected);
     let mut out = Vec::new();
     MessagePackHubProtocol.encode_invocation("m", &[json!({"a": 1})], &mut out);
@@ -1031,9 +1029,11 @@ mod properties {
             target in ".{0,10}",
             arguments in prop::collection::vec(value(), 0..4),
         ) {
-            let bytes = MessagePackHubProtocol
-                .encode(&Broadcast::new(target.clone(), arguments.clone()))
-                .unwrap();
+            let bytes = crate::encoder::fan_out(
+                MessagePackHubProtocol,
+                target.clone(),
+                arguments.clone(),
+            );
             prop_assert_eq!(
                 decode_everything(&bytes, usize::MAX).unwrap(),
                 vec![HubMessage::Invocation(Invocation {
