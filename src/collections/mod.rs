@@ -5,6 +5,7 @@ pub mod feed;
 pub mod filter;
 pub mod hub_methods;
 pub mod listen;
+pub mod permit;
 pub mod rest;
 pub mod schema;
 pub mod select;

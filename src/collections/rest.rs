@@ -2,6 +2,7 @@
 
 use super::filter::{self, Predicate};
 use super::listen::{ListenFilter, Subscriber, Subscriptions};
+use super::permit::Permitted;
 use super::schema::{Collection, Method, WriteMode};
 use super::select::Selection;
 use super::service::Collections;
@@ -31,7 +32,7 @@ pub fn routes(collections: Arc<Collections>) -> Router {
         .route("/api/{collection}", get(list).post(create))
         .route(
             "/api/{collection}/{id}",
-            get(read).put(replace).patch(merge).delete(remove),
+            get(read).put(write).patch(write).delete(remove),
         )
         .route("/api/{collection}/_listen", post(listen))
         .route("/api/{collection}/_unlisten", post(unlisten))
@@ -57,20 +58,6 @@ async fn reserved(request: axum::extract::Request, next: axum::middleware::Next)
             .into_response();
     }
     next.run(request).await
-}
-
-/// The caller's identity, then the collection if the caller may use `method` on it.
-fn admit<'a>(
-    collections: &'a Collections,
-    name: &str,
-    method: Method,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<(&'a Collection, Identity), ApiError> {
-    let identity = collections.auth.identify_request(headers, query)?;
-    let collection = collections.collection(name)?;
-    collections.authorize(collection, method, &identity)?;
-    Ok((collection, identity))
 }
 
 fn item_id(text: &str) -> Result<Uuid, ApiError> {
@@ -152,14 +139,14 @@ fn number(
 
 async fn list(
     State(collections): Shared,
-    Path(name): Path<String>,
+    Path(_): Path<String>,
+    permitted: Permitted,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (collection, identity) =
-        admit(&collections, &name, Method::Get, &headers, query.as_deref())?;
+    let collection = permitted.collection(&collections)?;
+    let identity = &permitted.identity;
     let params = query_pairs(query.as_deref());
-    let selection = selection(&collections, collection, &params, &identity)?;
+    let selection = selection(&collections, collection, &params, identity)?;
     let dialect = collections.dialect;
     let filter: Option<Predicate> = params
         .get("filter")
@@ -216,14 +203,13 @@ fn selection<'a>(
 
 async fn read(
     State(collections): Shared,
-    Path((name, id)): Path<(String, String)>,
+    Path((_, id)): Path<(String, String)>,
+    permitted: Permitted,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (collection, identity) =
-        admit(&collections, &name, Method::Get, &headers, query.as_deref())?;
+    let collection = permitted.collection(&collections)?;
     let params = query_pairs(query.as_deref());
-    let selection = selection(&collections, collection, &params, &identity)?;
+    let selection = selection(&collections, collection, &params, &permitted.identity)?;
     let item = collections
         .store
         .get(&collection.name, item_id(&id)?)
@@ -239,18 +225,11 @@ async fn read(
 
 async fn create(
     State(collections): Shared,
-    Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    Path(_): Path<String>,
+    permitted: Permitted,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (collection, _) = admit(
-        &collections,
-        &name,
-        Method::Post,
-        &headers,
-        query.as_deref(),
-    )?;
+    let collection = permitted.collection(&collections)?;
     let body = body_object(body, collections.max_body_bytes).await?;
     let data = collection
         .validate(WriteMode::Create, body, None)
@@ -262,20 +241,19 @@ async fn create(
     Ok(item_response(StatusCode::CREATED, &item))
 }
 
+/// `PUT` (replace) and `PATCH` (merge) of one item.
 async fn write(
-    collections: &Collections,
-    name: &str,
-    id: &str,
-    method: Method,
-    headers: &HeaderMap,
-    query: Option<&str>,
+    State(collections): Shared,
+    Path((_, id)): Path<(String, String)>,
+    permitted: Permitted,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (collection, _) = admit(collections, name, method, headers, query)?;
-    let id = item_id(id)?;
-    let expected = if_match(headers)?;
+    let collection = permitted.collection(&collections)?;
+    let id = item_id(&id)?;
+    let expected = if_match(&headers)?;
     let body = body_object(body, collections.max_body_bytes).await?;
-    let mode = if method == Method::Patch {
+    let mode = if permitted.method == Method::Patch {
         WriteMode::Patch
     } else {
         WriteMode::Replace
@@ -294,57 +272,13 @@ async fn write(
     Ok(item_response(StatusCode::OK, &item))
 }
 
-async fn replace(
-    State(collections): Shared,
-    Path((name, id)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    write(
-        &collections,
-        &name,
-        &id,
-        Method::Put,
-        &headers,
-        query.as_deref(),
-        body,
-    )
-    .await
-}
-
-async fn merge(
-    State(collections): Shared,
-    Path((name, id)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    write(
-        &collections,
-        &name,
-        &id,
-        Method::Patch,
-        &headers,
-        query.as_deref(),
-        body,
-    )
-    .await
-}
-
 async fn remove(
     State(collections): Shared,
-    Path((name, id)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
+    Path((_, id)): Path<(String, String)>,
+    permitted: Permitted,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (collection, _) = admit(
-        &collections,
-        &name,
-        Method::Delete,
-        &headers,
-        query.as_deref(),
-    )?;
+    let collection = permitted.collection(&collections)?;
     let id = item_id(&id)?;
     let expected = if_match(&headers)?;
     let precondition = |current: &Item| check_version(expected, current);
@@ -371,12 +305,10 @@ struct ListenBody {
 
 async fn listen_request(
     collections: &Collections,
-    name: &str,
-    headers: &HeaderMap,
-    query: Option<&str>,
+    permitted: Permitted,
     body: Body,
 ) -> Result<ListenRequest, ApiError> {
-    let (collection, identity) = admit(collections, name, Method::Listen, headers, query)?;
+    let collection = permitted.collection(collections)?;
     let body = body_object(body, 64 * 1024).await?;
     let body: ListenBody = serde_json::from_value(Value::Object(body))
         .map_err(|e| ApiError::bad_request(format!("Invalid body: {e}")))?;
@@ -392,7 +324,7 @@ async fn listen_request(
     };
     Ok(ListenRequest {
         collection: collection.name.clone(),
-        identity,
+        identity: permitted.identity,
         connection_id: connection_id.into_owned(),
         filter,
     })
@@ -436,12 +368,11 @@ impl ListenRequest {
 
 async fn listen(
     State(collections): Shared,
-    Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    Path(_): Path<String>,
+    permitted: Permitted,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request = listen_request(&collections, &name, &headers, query.as_deref(), body).await?;
+    let request = listen_request(&collections, permitted, body).await?;
     request.on_connection(&collections, |subscriptions, subscriber| {
         subscriptions.listen(&request.collection, subscriber, request.filter.clone())
     })?;
@@ -450,12 +381,11 @@ async fn listen(
 
 async fn unlisten(
     State(collections): Shared,
-    Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    Path(_): Path<String>,
+    permitted: Permitted,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request = listen_request(&collections, &name, &headers, query.as_deref(), body).await?;
+    let request = listen_request(&collections, permitted, body).await?;
     request.on_connection(&collections, |subscriptions, subscriber| {
         subscriptions.unlisten(&request.collection, &subscriber, &request.filter);
     })?;
