@@ -159,19 +159,30 @@ pub struct Server {
     pub base: String,
     pub http: reqwest::Client,
     schema: PathBuf,
+    config: Option<PathBuf>,
 }
 
 pub async fn start(url: &str) -> Server {
-    let schema = std::env::temp_dir().join(format!(
-        "rthub_schema_{}.json",
-        uuid::Uuid::new_v4().simple()
-    ));
+    start_configured(url, None).await
+}
+
+/// A server with `config` (TOML, as `--config` reads it) beside the test schema; without
+/// one, the server key is [`SERVER_KEY`].
+pub async fn start_configured(url: &str, config: Option<&str>) -> Server {
+    let id = uuid::Uuid::new_v4().simple();
+    let schema = std::env::temp_dir().join(format!("rthub_schema_{id}.json"));
     std::fs::write(&schema, SCHEMA).unwrap();
+    let config = config.map(|text| {
+        let path = std::env::temp_dir().join(format!("rthub_config_{id}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    });
     let cli = Cli {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         database: Some(url.to_owned()),
         schema: Some(schema.clone()),
-        server_key: Some(SERVER_KEY.into()),
+        server_key: config.is_none().then(|| SERVER_KEY.into()),
+        config: config.clone(),
         ..Default::default()
     };
     let server = RunningServer::start(Config::load(cli).unwrap())
@@ -183,6 +194,7 @@ pub async fn start(url: &str) -> Server {
         base,
         http: reqwest::Client::new(),
         schema,
+        config,
     }
 }
 
@@ -190,6 +202,9 @@ impl Server {
     pub async fn stop(self) {
         self.server.shutdown().await.unwrap();
         let _ = std::fs::remove_file(&self.schema);
+        if let Some(config) = &self.config {
+            let _ = std::fs::remove_file(config);
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -225,20 +240,26 @@ impl Server {
 
     /// A SignalR JSON connection over a raw WebSocket, handshake done.
     pub async fn hub(&self) -> Hub {
-        let negotiated: Value = self
+        self.hub_as(None).await
+    }
+
+    /// [`Self::hub`] with a bearer token (a user's JWT, say).
+    pub async fn hub_as(&self, bearer: Option<&str>) -> Hub {
+        let mut negotiate = self
             .http
-            .post(self.url("/api/_rt/signalr/negotiate?negotiateVersion=1"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .post(self.url("/api/_rt/signalr/negotiate?negotiateVersion=1"));
+        if let Some(token) = bearer {
+            negotiate = negotiate.bearer_auth(token);
+        }
+        let negotiated: Value = negotiate.send().await.unwrap().json().await.unwrap();
         let token = negotiated["connectionToken"].as_str().unwrap();
-        let ws = format!(
+        let mut ws = format!(
             "{}/api/_rt/signalr?id={token}",
             self.base.replacen("http", "ws", 1)
         );
+        if let Some(bearer) = bearer {
+            ws.push_str(&format!("&access_token={bearer}"));
+        }
         let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
         socket
             .send(Message::text("{\"protocol\":\"json\",\"version\":1}\u{1e}"))
