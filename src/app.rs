@@ -15,6 +15,7 @@ use crate::collections::{
 };
 use crate::config::Config;
 use crate::limits::AcceptState;
+use crate::realtime::{EventLog, Realtime};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -53,6 +54,8 @@ pub enum BuildError {
     Auth(#[from] crate::auth::AuthConfigError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Realtime(#[from] crate::realtime::GrantError),
     #[error("database {url}: {source}")]
     Store { url: String, source: StoreError },
 }
@@ -90,11 +93,18 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
             )
         })
         .collect();
-    let feed = ChangeFeed::new(store.clone(), subscriptions, groups.clone(), lookups);
     let background = CancellationToken::new();
     // Deliver what is committed from now on (older changes are StreamChanges' replay): read
     // before serving, so a change written right after start-up is never behind the start.
     let start = store.last_seq().await.map_err(store_error)?;
+    let event_log = EventLog::new(groups.clone(), start, config.realtime.event_retention);
+    let feed = ChangeFeed::new(
+        store.clone(),
+        subscriptions,
+        groups.clone(),
+        event_log.clone(),
+        lookups,
+    );
     feed.spawn(start, config.change_retention, background.clone());
     let collections = Arc::new(Collections {
         schema: schema.clone(),
@@ -128,7 +138,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
             }))
         })
         .protocol(Arc::new(MessagePackHubProtocol))
-        .router(groups)
+        .router(groups.clone())
         .authenticate(move |credentials| hub_auth.identify(credentials))
         .options(HubOptions {
             keep_alive: s.keep_alive,
@@ -150,6 +160,14 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         max_send_bytes: MAX_BATCH_BYTES.max(s.max_message_bytes * 4),
         ..ConnectionOptions::default()
     };
+    let realtime = Arc::new(Realtime::new(
+        event_log,
+        store.clone(),
+        schema.clone(),
+        auth.clone(),
+        config.realtime.clone(),
+        groups.clone(),
+    )?);
     let channels_api = Arc::new(ChannelsApi {
         channels,
         connections: connections.clone(),
@@ -170,6 +188,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         )
         .route("/api/_auth", post(service_account_token).with_state(auth))
         .merge(channels::rest::routes(channels_api))
+        .merge(crate::realtime::routes(realtime))
         .method_not_allowed_fallback(crate::api_error::method_not_allowed);
     // The SignalR endpoint answers as ASP.NET Core does (plain text errors); every other
     // endpoint, and every unknown path, in the JSON error shape.

@@ -227,6 +227,11 @@ impl Authenticator {
     }
 
     /// The configured key, if any, that matches; compared in constant time with every key.
+    /// Every configured key (for checking their settings at start-up).
+    pub fn api_keys(&self) -> &[ApiKey] {
+        &self.0.api_keys
+    }
+
     pub fn api_key(&self, presented: &str) -> Option<&ApiKey> {
         let mut found = None;
         for key in &self.0.api_keys {

@@ -144,6 +144,8 @@ struct FileConfig {
     service_accounts: Vec<ServiceAccount>,
     #[serde(default)]
     signalr: FileSignalr,
+    #[serde(default)]
+    realtime: crate::realtime::config::FileRealtime,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +206,7 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub log_format: LogFormat,
     pub signalr: SignalrConfig,
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -412,6 +415,7 @@ impl Config {
             cors_origins: cli.cors_origins.or(file.cors_origins).unwrap_or_default(),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             signalr,
+            realtime: crate::realtime::RealtimeConfig::resolve(file.realtime)?,
         })
     }
 }

@@ -140,6 +140,7 @@ mod tests {
         let event = Outbound::Event(router::CustomEvent {
             name: "e".into(),
             data: Payload::Text("t".into()),
+            id: "1".into(),
         });
         assert!(messagepack.encode(&event).is_none());
     }

@@ -119,6 +119,9 @@ impl ChangeMessage {
 pub struct CustomEvent {
     pub name: Arc<str>,
     pub data: Payload,
+    /// Its position in the stream it was published on, as the protocol shows it to clients
+    /// for resuming (`/realtime`'s `id:`).
+    pub id: Arc<str>,
 }
 
 /// A call of a client method with arguments, for protocols that have them (SignalR); others

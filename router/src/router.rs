@@ -224,6 +224,17 @@ impl Router {
         Ok(())
     }
 
+    /// Put a session of this node in `group` at once (a protocol endpoint joining the session
+    /// it just registered; no backplane round trip).
+    pub fn join_session(
+        &self,
+        session: &Arc<Session>,
+        group: &str,
+        membership: Membership,
+    ) -> Result<(), RouterError> {
+        self.inner.join_local(session, group, membership)
+    }
+
     /// Take a connection of any node out of `group` (a no-op when it is not in it).
     pub async fn leave(&self, connection_id: &str, group: &str) -> Result<(), RouterError> {
         if let Some(session) = self.session(connection_id) {

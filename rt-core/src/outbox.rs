@@ -207,10 +207,18 @@ impl Outbox {
 
     /// Put `frame` before everything queued and let the writer go.
     pub fn release_with_first(&self, frame: Bytes) {
+        self.release_with_front(vec![frame]);
+    }
+
+    /// Put `frames`, in order, before everything queued (a replay before the live frames that
+    /// queued up meanwhile) and let the writer go. They are never replayed themselves.
+    pub fn release_with_front(&self, frames: Vec<Bytes>) {
         let mut state = self.0.state.lock();
         if state.status == Status::Open {
-            state.bytes += frame.len();
-            state.queue.push_front(frame);
+            for frame in frames.into_iter().rev() {
+                state.bytes += frame.len();
+                state.queue.push_front(frame);
+            }
         }
         state.held = false;
         drop(state);

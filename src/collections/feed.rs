@@ -7,6 +7,7 @@
 
 use super::listen::{Subscriber, Subscriptions};
 use super::store::{timestamp, Change, SharedStore};
+use crate::realtime::EventLog;
 use router::{ChangeMessage, Outbound, Router, Scope, Target};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct ChangeFeed {
     store: SharedStore,
     subscriptions: Arc<Subscriptions>,
     router: Router,
+    /// `/realtime`'s positions: every change also goes to the streams that may see it.
+    realtime: Arc<EventLog>,
     /// Lookup property names by collection, for `lookupIds` filters.
     lookups: HashMap<String, Vec<String>>,
     local_writes: Notify,
@@ -48,12 +51,14 @@ impl ChangeFeed {
         store: SharedStore,
         subscriptions: Arc<Subscriptions>,
         router: Router,
+        realtime: Arc<EventLog>,
         lookups: HashMap<String, Vec<String>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             subscriptions,
             router,
+            realtime,
             lookups,
             local_writes: Notify::new(),
         })
@@ -170,11 +175,15 @@ impl ChangeFeed {
                 }
             }
         }
+        // Local: every node reads the change log itself and delivers to its own listeners.
+        let message = Arc::new(Outbound::Change(change_message(&change)));
         if !connections.is_empty() {
-            // Local: every node reads the change log itself and delivers to its own listeners.
-            let message = Arc::new(Outbound::Change(change_message(&change)));
-            self.router
-                .send(Target::Connections(connections), Scope::Local, message);
+            self.router.send(
+                Target::Connections(connections),
+                Scope::Local,
+                message.clone(),
+            );
         }
+        self.realtime.deliver_change(&message);
     }
 }
