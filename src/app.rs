@@ -167,6 +167,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         auth.clone(),
         config.realtime.clone(),
         groups.clone(),
+        background.clone(),
     )?);
     let channels_api = Arc::new(ChannelsApi {
         channels,

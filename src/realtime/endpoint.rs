@@ -126,7 +126,12 @@ async fn stream(
         resumed = resume.is_some(),
         "a /realtime stream opened"
     );
-    let body = Body::from_stream(body(realtime.config.ping, outbox, registration));
+    let body = Body::from_stream(body(
+        realtime.config.ping,
+        outbox,
+        registration,
+        realtime.shutdown.clone(),
+    ));
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -206,11 +211,13 @@ fn body(
     ping: std::time::Duration,
     outbox: Outbox,
     registration: Registration,
+    shutdown: tokio_util::sync::CancellationToken,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     struct State {
         outbox: Outbox,
         batch: VecDeque<Bytes>,
         ping: tokio::time::Interval,
+        shutdown: tokio_util::sync::CancellationToken,
         _registration: Registration,
     }
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
@@ -219,6 +226,7 @@ fn body(
         outbox,
         batch: VecDeque::new(),
         ping,
+        shutdown,
         _registration: registration,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -234,9 +242,11 @@ fn body(
                 outbox,
                 batch,
                 ping,
+                shutdown,
                 ..
             } = &mut state;
             tokio::select! {
+                () = shutdown.cancelled() => return None,
                 next = outbox.next(batch) => match next {
                     Next::Frames => {}
                     Next::Close | Next::Abort => return None,

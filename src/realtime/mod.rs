@@ -29,6 +29,8 @@ pub struct Realtime {
     pub auth: Authenticator,
     pub config: RealtimeConfig,
     pub router: router::Router,
+    /// Ends every stream when the server shuts down (clients reconnect with `Last-Event-ID`).
+    pub shutdown: tokio_util::sync::CancellationToken,
     collections: Vec<String>,
 }
 
@@ -45,6 +47,7 @@ impl Realtime {
         auth: Authenticator,
         config: RealtimeConfig,
         router: router::Router,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Self, GrantError> {
         for key in auth.api_keys() {
             for entry in &key.realtime {
@@ -59,6 +62,7 @@ impl Realtime {
             auth,
             config,
             router,
+            shutdown,
             collections,
         })
     }
