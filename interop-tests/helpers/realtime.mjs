@@ -34,6 +34,9 @@ export const KEYS = {
   eventsAll: { key: "rt-client-event-star-0000001", realtime: ["EVENT:*"] },
   everything: { key: "rt-client-everything-0000001", realtime: ["*"] },
   postOrders: { key: "rt-client-post-orders-000001", realtime: ["POST:orders"] },
+  putCustomers: { key: "rt-client-put-customers-00001", realtime: ["PUT:customers"] },
+  deleteOrders: { key: "rt-client-delete-orders-00001", realtime: ["DELETE:orders"] },
+  postAll: { key: "rt-client-post-star-00000001", realtime: ["POST:*"] },
   none: { key: "rt-client-no-rights-00000001", realtime: [] },
 };
 
