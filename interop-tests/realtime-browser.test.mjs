@@ -1,7 +1,8 @@
 // /realtime in a real browser: Debian's Chromium (driven by playwright-core, never a downloaded
 // browser) opens a page from another origin that uses the browser's own EventSource; database
 // and custom events show in the page, and when rthub restarts on the same SQLite database the
-// browser reconnects by itself with Last-Event-ID and misses nothing.
+// browser reconnects by itself with Last-Event-ID and misses nothing. The page publishes its
+// custom event itself (a preflighted cross-origin POST /realtime).
 // Needs /usr/bin/chromium (scripts/test installs Debian's `chromium` package).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +11,7 @@ import { createServer } from "node:http";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { startServer, tempDir } from "./helpers/server.mjs";
-import { SCHEMA, KEYS, config, create, publish } from "./helpers/realtime.mjs";
+import { SCHEMA, KEYS, config, create } from "./helpers/realtime.mjs";
 
 const CHROMIUM = "/usr/bin/chromium";
 const KEY = KEYS.everything.key;
@@ -99,7 +100,16 @@ test("the browser's EventSource shows posts and custom events, and resumes acros
   await page.goto(pageOrigin);
   await page.waitForFunction(() => Number(document.body.dataset.greetings) >= 1, null, { timeout: 15_000 });
 
-  assert.deepEqual(await publish(server, { event: "GOAL", data: { team: "home" } }, KEY), [200, { message: "OK" }]);
+  // Published by the page itself: a cross-origin POST with x-apikey (a preflighted request).
+  const published = await page.evaluate(async ([url, key]) => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "x-apikey": key, "content-type": "application/json" },
+      body: JSON.stringify({ event: "GOAL", data: { team: "home" } }),
+    });
+    return [response.status, await response.json()];
+  }, [`${server.origin}/realtime`, KEY]);
+  assert.deepEqual(published, [200, { message: "OK" }]);
   await waitShown((events) => events.some((e) => e.type === "publish"), "the custom event");
   const first = await create(server, "customers", { name: "before restart" });
   let events = await waitShown((list) => list.some((e) => e.type === "post"), "the post");

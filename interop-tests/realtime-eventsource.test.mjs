@@ -442,3 +442,45 @@ describe("/realtime and shutting down", () => {
     assert.ok(elapsed < 4_000, `the process took ${elapsed} ms to stop (SIGKILL after 5 s)`);
   });
 });
+
+describe("/realtime when custom events pass event_retention_secs", () => {
+  let server;
+  before(async () => { server = await startServer([], { schema: SCHEMA, config: config({ realtime: { ...REALTIME, event_retention_secs: 1 } }) }); });
+  after(async () => { closeAll(); await server?.stop(); });
+
+  test("a stream that may see custom events is told to reload once they are gone", async () => {
+    const headers = { "x-apikey": KEYS.everything.key };
+    const first = await opened(server, { headers });
+    await create(server, "customers", { name: "seen" });
+    await first.waitFor((events) => events.length >= 1, "the first write");
+    const last = first.events[0].id;
+    first.close();
+    assert.equal((await publish(server, { event: "GONE", data: 1 }))[0], 200);
+    await new Promise((r) => setTimeout(r, 1_100)); // past the retention: the next publish drops GONE
+    assert.equal((await publish(server, { event: "KEPT", data: 2 }))[0], 200);
+    const resumed = await opened(server, { headers, lastEventId: last });
+    await resumed.waitFor((events) => events.length >= 1, "reload");
+    assert.equal(resumed.events[0].type, "reload");
+    assert.equal(resumed.events[0].data.lastEventId, last);
+    resumed.close();
+  });
+
+  test("a stream that may see no custom events still resumes its database events", {
+    todo: "rthub answers reload when any custom event after the id was dropped, even to a stream that could never see it (a POST:customers key, a JWT user)",
+  }, async () => {
+    const headers = { "x-apikey": KEYS.postCustomers.key };
+    const first = await opened(server, { headers });
+    await create(server, "customers", { name: "seen" });
+    await first.waitFor((events) => events.length >= 1, "the first write");
+    const last = first.events[0].id;
+    first.close();
+    const missed = await create(server, "customers", { name: "missed" });
+    assert.equal((await publish(server, { event: "GONE", data: 1 }))[0], 200);
+    await new Promise((r) => setTimeout(r, 1_100)); // past the retention: the next publish drops GONE
+    assert.equal((await publish(server, { event: "KEPT", data: 2 }))[0], 200);
+    const resumed = await opened(server, { headers, lastEventId: last });
+    await resumed.waitFor((events) => events.length >= 1, "the missed write");
+    assert.deepEqual(resumed.events.map(brief), ["post:customers:missed"], `the missed post ${missed.id}, no reload`);
+    resumed.close();
+  });
+});
