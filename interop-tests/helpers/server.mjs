@@ -1,6 +1,6 @@
 // Starts a real rthub binary for a test file and builds clients against it.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as signalR from "@microsoft/signalr";
@@ -33,21 +33,38 @@ function serverEnv() {
 
 const tail = (text, max = 4000) => (text.length > max ? `…${text.slice(-max)}` : text) || "(empty)";
 
+/** A new temporary directory (for a database file that outlives one server process). */
+export const tempDir = () => mkdtempSync(join(tmpdir(), "rthub-interop-"));
+
 /**
  * Start rthub on a free port (`--listen 127.0.0.1:0`, a throwaway SQLite database); resolves
  * once its stdout says `listening on http://127.0.0.1:PORT`.
  * Returns { url, baseUrl, hubUrl, origin, port, stderr(), stop() } — `url`/`hubUrl` is the hub
  * endpoint, `baseUrl`/`origin` the server's origin.
+ * Options: `config` (TOML text, passed as `--config FILE`), `schema` (JSON text or an object,
+ * passed as `--schema FILE`), `database` (a SQLite file the caller owns and keeps, e.g. to
+ * restart on the same data; default: a throwaway one), `port` (default 0: a free one).
  */
-export async function startServer(extraArgs = []) {
+export async function startServer(extraArgs = [], options = {}) {
   if (!existsSync(binary)) {
     throw new Error(`rthub binary not found at ${binary}: run \`cargo build\` in the repository root or set RTHUB_BIN`);
   }
-  const dir = mkdtempSync(join(tmpdir(), "rthub-interop-"));
+  const dir = tempDir();
+  const files = [];
+  if (options.config !== undefined) {
+    writeFileSync(join(dir, "rthub.toml"), options.config);
+    files.push("--config", join(dir, "rthub.toml"));
+  }
+  if (options.schema !== undefined) {
+    const schema = typeof options.schema === "string" ? options.schema : JSON.stringify(options.schema);
+    writeFileSync(join(dir, "schema.json"), schema);
+    files.push("--schema", join(dir, "schema.json"));
+  }
   const child = spawn(binary, [
-    "--listen", "127.0.0.1:0",
-    "--database", `sqlite://${join(dir, "rthub.db")}`,
+    "--listen", `127.0.0.1:${options.port ?? 0}`,
+    "--database", `sqlite://${options.database ?? join(dir, "rthub.db")}`,
     "--server-key", SERVER_KEY,
+    ...files,
     ...extraArgs,
   ], { stdio: ["ignore", "pipe", "pipe"], env: serverEnv() });
   running.add(child);
