@@ -2,10 +2,9 @@
 //! invocation, a change the `change` invocation (PRODUCT.md section 5), an application's
 //! invocation itself. One encoder per hub protocol, shared by its connections.
 
-use crate::protocol::HubProtocol;
+use crate::protocol::{Field, HubProtocol};
 use bytes::Bytes;
-use router::{Encoder, Frame, GroupMessage, Outbound, ProtocolId};
-use serde_json::{Map, Value};
+use router::{Encoder, Frame, Outbound, Payload, ProtocolId};
 use std::sync::Arc;
 
 pub(crate) struct HubEncoder {
@@ -29,22 +28,8 @@ impl HubEncoder {
     }
 }
 
-/// `{group, data, fromUserId, fromConnectionId}`, in that order.
-pub(crate) fn message_argument(message: &GroupMessage) -> Value {
-    let mut object = Map::with_capacity(4);
-    object.insert("group".into(), Value::String(message.group.to_string()));
-    object.insert("data".into(), message.data.to_json());
-    object.insert("fromUserId".into(), optional(&message.from_user_id));
-    object.insert(
-        "fromConnectionId".into(),
-        optional(&message.from_connection_id),
-    );
-    Value::Object(object)
-}
-
-fn optional(text: &Option<Arc<str>>) -> Value {
-    text.as_ref()
-        .map_or(Value::Null, |text| Value::String(text.to_string()))
+fn optional(text: &Option<Arc<str>>) -> Field<'_> {
+    text.as_deref().map_or(Field::Null, Field::Str)
 }
 
 impl Encoder for HubEncoder {
@@ -55,13 +40,38 @@ impl Encoder for HubEncoder {
     fn encode(&self, message: &Outbound) -> Option<Frame> {
         let mut out = Vec::with_capacity(128);
         match message {
+            // `{group, data, fromUserId, fromConnectionId}`, in that order.
             Outbound::Group(message) => {
+                let binary;
+                let data = match &message.data {
+                    Payload::Json(value) => Field::Value(value),
+                    Payload::Text(text) => Field::Str(text),
+                    Payload::Binary(_) => {
+                        binary = message.data.to_json();
+                        Field::Value(&binary)
+                    }
+                };
+                let argument = [
+                    ("group", Field::Str(&message.group)),
+                    ("data", data),
+                    ("fromUserId", optional(&message.from_user_id)),
+                    ("fromConnectionId", optional(&message.from_connection_id)),
+                ];
                 self.protocol
-                    .encode_invocation("message", &[message_argument(message)], &mut out)
+                    .encode_object_invocation("message", &argument, &mut out)
             }
+            // The shape of `ChangeMessage::to_json`, without copying the item.
             Outbound::Change(change) => {
+                let argument = [
+                    ("collection", Field::Str(&change.collection)),
+                    ("operation", Field::Str(change.operation.as_str())),
+                    ("id", Field::Str(&change.id)),
+                    ("data", Field::Value(&change.data)),
+                    ("seq", Field::Int(change.seq)),
+                    ("ts", Field::Str(&change.ts)),
+                ];
                 self.protocol
-                    .encode_invocation("change", &[change.to_json()], &mut out)
+                    .encode_object_invocation("change", &argument, &mut out)
             }
             Outbound::Invocation(invocation) => {
                 self.protocol
@@ -79,7 +89,7 @@ impl Encoder for HubEncoder {
 pub(crate) fn fan_out(
     protocol: impl HubProtocol,
     target: impl Into<std::borrow::Cow<'static, str>>,
-    arguments: Vec<Value>,
+    arguments: Vec<serde_json::Value>,
 ) -> Bytes {
     let invocation = Outbound::Invocation(router::Invocation::new(target, arguments));
     match HubEncoder::new(Arc::new(protocol)).encode(&invocation) {
@@ -92,7 +102,7 @@ pub(crate) fn fan_out(
 mod tests {
     use super::*;
     use crate::protocol::{JsonHubProtocol, MessagePackHubProtocol};
-    use router::{ChangeMessage, Invocation, Operation, Payload};
+    use router::{ChangeMessage, GroupMessage, Invocation, Operation};
     use serde_json::json;
 
     fn whole(frame: Option<Frame>) -> Vec<u8> {
@@ -127,6 +137,50 @@ mod tests {
             String::from_utf8(whole(json.encode(&Outbound::Change(change)))).unwrap(),
             "{\"type\":1,\"target\":\"change\",\"arguments\":[{\"collection\":\"products\",\"operation\":\"delete\",\"id\":\"i\",\"data\":{\"name\":\"x\"},\"seq\":3,\"ts\":\"2026-12-03T00:00:00.000Z\"}]}\u{1e}"
         );
+    }
+
+    /// The direct writers make exactly the bytes of the same object as a `Value`.
+    #[test]
+    fn object_invocations_are_the_bytes_of_the_same_value() {
+        let data = json!({"nested": [1, -2, 2.5, "é", null, true], "big": u64::MAX});
+        for protocol in [
+            Arc::new(JsonHubProtocol) as Arc<dyn HubProtocol>,
+            Arc::new(MessagePackHubProtocol),
+        ] {
+            let encoder = HubEncoder::new(protocol.clone());
+            let change = ChangeMessage {
+                collection: "c".into(),
+                operation: Operation::Update,
+                id: "i".into(),
+                data: data.clone(),
+                seq: 1 << 40,
+                ts: "t".into(),
+            };
+            let mut expected = Vec::new();
+            protocol.encode_invocation("change", &[change.to_json()], &mut expected);
+            assert_eq!(whole(encoder.encode(&Outbound::Change(change))), expected);
+            for payload in [
+                Payload::Json(data.clone()),
+                Payload::Text("t\"x".into()),
+                Payload::Binary(Bytes::from_static(b"\x00\xff")),
+            ] {
+                let message = GroupMessage {
+                    group: "app:g".into(),
+                    data: payload.clone(),
+                    from_user_id: Some("u".into()),
+                    from_connection_id: None,
+                };
+                let value = json!({
+                    "group": "app:g",
+                    "data": payload.to_json(),
+                    "fromUserId": "u",
+                    "fromConnectionId": null,
+                });
+                let mut expected = Vec::new();
+                protocol.encode_invocation("message", &[value], &mut expected);
+                assert_eq!(whole(encoder.encode(&Outbound::Group(message))), expected);
+            }
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! (absent optionals omitted, never `"invocationId":null`, `item` always present).
 
 use super::{
-    find_record, Close, Completion, Decoded, Headers, HubMessage, HubProtocol, Invocation, Outcome,
-    ProtocolError, StreamItem, RECORD_SEPARATOR,
+    find_record, Close, Completion, Decoded, Field, Headers, HubMessage, HubProtocol, Invocation,
+    Outcome, ProtocolError, StreamItem, RECORD_SEPARATOR,
 };
 use bytes::BytesMut;
 use negotiate::TransferFormat;
@@ -264,6 +264,32 @@ impl HubProtocol for JsonHubProtocol {
 
     fn encode_invocation(&self, target: &str, arguments: &[Value], out: &mut Vec<u8>) {
         put_invocation(out, 1, &Headers::new(), None, target, arguments, &[]);
+        out.push(RECORD_SEPARATOR);
+    }
+
+    fn encode_object_invocation(
+        &self,
+        target: &str,
+        argument: &[(&str, Field<'_>)],
+        out: &mut Vec<u8>,
+    ) {
+        out.extend_from_slice(b"{\"type\":1,\"target\":");
+        put(out, target);
+        out.extend_from_slice(b",\"arguments\":[{");
+        for (i, (key, field)) in argument.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            put(out, *key);
+            out.push(b':');
+            match field {
+                Field::Null => out.extend_from_slice(b"null"),
+                Field::Str(text) => put(out, *text),
+                Field::Int(n) => put(out, n),
+                Field::Value(value) => put(out, *value),
+            }
+        }
+        out.extend_from_slice(b"}]}");
         out.push(RECORD_SEPARATOR);
     }
 }

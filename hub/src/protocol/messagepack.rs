@@ -21,7 +21,7 @@
 //! Values nest at most [`MAX_DEPTH`] deep, the limit `serde_json` reads with.
 
 use super::{
-    Close, Completion, Decoded, Headers, HubMessage, HubProtocol, Invocation, Outcome,
+    Close, Completion, Decoded, Field, Headers, HubMessage, HubProtocol, Invocation, Outcome,
     ProtocolError, StreamItem,
 };
 use bytes::{Buf, BytesMut};
@@ -308,6 +308,15 @@ impl HubProtocol for MessagePackHubProtocol {
         framed(out, |body| {
             put_invocation(body, 1, &Headers::new(), None, target, arguments, &[])
         });
+    }
+
+    fn encode_object_invocation(
+        &self,
+        target: &str,
+        argument: &[(&str, Field<'_>)],
+        out: &mut Vec<u8>,
+    ) {
+        framed(out, |body| put_object_invocation(body, target, argument));
     }
 }
 

@@ -16,6 +16,26 @@ use bytes::{Bytes, BytesMut};
 use negotiate::TransferFormat;
 use serde_json::Value;
 
+/// A field of an argument object for [`HubProtocol::encode_object_invocation`].
+#[derive(Debug, Clone, Copy)]
+pub enum Field<'a> {
+    Null,
+    Str(&'a str),
+    Int(i64),
+    Value(&'a Value),
+}
+
+impl Field<'_> {
+    pub fn to_value(&self) -> Value {
+        match self {
+            Field::Null => Value::Null,
+            Field::Str(text) => Value::String((*text).to_owned()),
+            Field::Int(n) => Value::from(*n),
+            Field::Value(value) => (*value).clone(),
+        }
+    }
+}
+
 /// A connection-fatal protocol error: the connection gets a `Close` carrying the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
@@ -62,6 +82,21 @@ pub trait HubProtocol: Send + Sync + 'static {
     /// Append one framed Invocation built from borrowed parts (the fan-out path: no copies of
     /// the arguments).
     fn encode_invocation(&self, target: &str, arguments: &[Value], out: &mut Vec<u8>);
+    /// Append one framed Invocation whose single argument is an object of borrowed fields,
+    /// written straight into the frame: the same bytes as [`Self::encode_invocation`] with that
+    /// object as a `Value`, without building one (the router's messages take this path).
+    fn encode_object_invocation(
+        &self,
+        target: &str,
+        argument: &[(&str, Field<'_>)],
+        out: &mut Vec<u8>,
+    ) {
+        let object = argument
+            .iter()
+            .map(|(key, field)| ((*key).to_owned(), field.to_value()))
+            .collect();
+        self.encode_invocation(target, &[Value::Object(object)], out);
+    }
 
     fn to_bytes(&self, message: &HubMessage) -> Bytes {
         let mut out = Vec::with_capacity(64);

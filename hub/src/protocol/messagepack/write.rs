@@ -88,6 +88,35 @@ pub(super) fn put_invocation(
     }
 }
 
+/// [`put_invocation`] of a non-blocking invocation whose one argument is a map of fields,
+/// written as `put_value` writes the same map.
+pub(super) fn put_object_invocation(
+    out: &mut Vec<u8>,
+    target: &str,
+    argument: &[(&str, Field<'_>)],
+) {
+    put_array(out, 6);
+    put_uint(out, 1);
+    put_headers(out, &Headers::new());
+    out.push(0xc0);
+    put_str(out, target);
+    put_array(out, 1);
+    let _ = rmp::encode::write_map_len(out, argument.len() as u32);
+    for (key, field) in argument {
+        put_str(out, key);
+        match field {
+            Field::Null => out.push(0xc0),
+            Field::Str(text) => put_str(out, text),
+            Field::Int(n) if *n >= 0 => put_uint(out, *n as u64),
+            Field::Int(n) => {
+                let _ = rmp::encode::write_sint(out, *n);
+            }
+            Field::Value(value) => put_value(out, value),
+        }
+    }
+    put_array(out, 0);
+}
+
 pub(super) fn write_body(message: &HubMessage, out: &mut Vec<u8>) {
     match message {
         HubMessage::Invocation(i) | HubMessage::StreamInvocation(i) => put_invocation(
