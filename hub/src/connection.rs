@@ -23,6 +23,9 @@ const RETAINED_INPUT_BYTES: usize = 4096;
 
 const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Handshakes that did not pick a protocol are counted under SignalR as a whole.
+const HANDSHAKE: router::ProtocolId = router::ProtocolId::new("signalr");
+
 const CLIENT_TIMEOUT: &str =
     "Connection closed with an error. The client sent nothing within the client timeout.";
 
@@ -43,9 +46,15 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
     let (protocol, version) = match handshake {
         Ok(Ok(Some(chosen))) => chosen,
         // The peer left before finishing the handshake.
-        Ok(Ok(None)) => return,
+        Ok(Ok(None)) => {
+            shared
+                .router
+                .count_event("handshake", HANDSHAKE, "abandoned");
+            return;
+        }
         Ok(Err(error)) => {
             tracing::debug!(%error, "handshake failed");
+            shared.router.count_event("handshake", HANDSHAKE, "failed");
             transport
                 .outbox
                 .push_and_close(handshake::error_reply(&error));
@@ -53,6 +62,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
         }
         Err(_elapsed) => {
             tracing::debug!("handshake timed out");
+            shared.router.count_event("handshake", HANDSHAKE, "timeout");
             transport
                 .outbox
                 .push_and_close(handshake::error_reply(handshake::CANCELED));
@@ -75,11 +85,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
     // the reply is still the first frame it gets: the outbox is held until the reply is in.
     outbox.hold();
     let encoder: Arc<dyn Encoder> = shared.encoder(&protocol);
-    let session = Session::new(
+    let protocol_id = encoder.protocol();
+    shared.router.count_event("handshake", protocol_id, "ok");
+    let session = Session::on_transport(
         transport.id.clone(),
         transport.identity.clone(),
         encoder,
         outbox.clone(),
+        transport.transport.name(),
     );
     // Reachable by every target until dropped; dropping it leaves every group and tells the
     // router's observers.
@@ -114,6 +127,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
         sequencing,
         input,
         client_pinged: false,
+        protocol_id,
+        end_reason: "transport",
     };
     // As in .NET, the application's OnConnected runs after the handshake reply and before any
     // message is handled; a refusal closes the connection with its error, and no reconnect.
@@ -124,6 +139,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
     match refused {
         Some(error) => {
             tracing::debug!(connection_id = %transport.id.redacted(), "on_connected refused the connection");
+            connection.end_reason = "refused";
             connection.writer.send_and_close(&HubMessage::Close(Close {
                 error: Some(close_error(error, detailed)),
                 allow_reconnect: false,
@@ -134,6 +150,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut transport: TransportConnection)
         None => Box::pin(connection.run(&mut transport)).await,
     }
     connection.streams.end();
+    let reason = if transport.outbox.overflowed() {
+        "slow_consumer"
+    } else {
+        connection.end_reason
+    };
+    shared.router.count_event("close", protocol_id, reason);
     shared.connections.remove(transport.id.as_str());
     registration.unregister();
     for hook in &shared.on_disconnect {
@@ -176,6 +198,10 @@ struct HubConnection {
     input: BytesMut,
     /// The client timeout applies only to clients that ping (as in .NET; legacy clients never do).
     client_pinged: bool,
+    /// The router's id of the protocol, for its counters.
+    protocol_id: router::ProtocolId,
+    /// Why the connection ended, for the close counter.
+    end_reason: &'static str,
 }
 
 impl HubConnection {
@@ -198,13 +224,22 @@ impl HubConnection {
         while let Flow::Continue = flow {
             flow = tokio::select! {
                 biased;
-                () = self.shared.shutdown.cancelled() => Flow::End(Some(Close {
-                    error: None,
-                    allow_reconnect: true,
-                })),
-                close = &mut close_requested => Flow::End(Some(close)),
+                () = self.shared.shutdown.cancelled() => {
+                    self.end_reason = "shutdown";
+                    Flow::End(Some(Close {
+                        error: None,
+                        allow_reconnect: true,
+                    }))
+                }
+                close = &mut close_requested => {
+                    self.end_reason = "server";
+                    Flow::End(Some(close))
+                }
                 chunk = transport.inbound.recv() => match chunk {
-                    None => Flow::End(None),
+                    None => {
+                        self.end_reason = "transport";
+                        Flow::End(None)
+                    }
                     Some(Inbound::Reattached) => {
                         self.input.clear();
                         if let Some(sequencing) = self.sequencing.as_mut() {
@@ -247,6 +282,7 @@ impl HubConnection {
                     let deadline = last_received + options.client_timeout;
                     if Instant::now() >= deadline {
                         tracing::debug!("client timeout elapsed");
+                        self.end_reason = "timeout";
                         Flow::End(Some(Close {
                             error: Some(CLIENT_TIMEOUT.to_owned()),
                             allow_reconnect: true,
@@ -267,7 +303,14 @@ impl HubConnection {
     async fn drain_input(&mut self) -> Flow {
         let limit = self.shared.options.max_message_bytes;
         loop {
+            let before = self.input.len();
             let decoded = self.protocol.decode(&mut self.input, limit);
+            if let Ok(Decoded::Message(_) | Decoded::Unknown) = &decoded {
+                let bytes = (before - self.input.len()) as u64;
+                self.shared
+                    .router
+                    .count_received(self.protocol_id, 1, bytes);
+            }
             let flow = match decoded {
                 Ok(Decoded::Message(message)) => match self.admit(message) {
                     Ok(Some(message)) => self.handle(message).await,
@@ -284,6 +327,7 @@ impl HubConnection {
                 Ok(Decoded::Incomplete) => break,
                 Err(error) => {
                     tracing::info!(%error, "closing the connection on a protocol error");
+                    self.end_reason = "protocol_error";
                     Flow::End(Some(Close {
                         error: Some(format!("Connection closed with an error. {error}")),
                         allow_reconnect: false,
@@ -337,6 +381,7 @@ impl HubConnection {
                 if let Some(error) = close.error {
                     tracing::debug!(%error, "the client closed with an error");
                 }
+                self.end_reason = "client";
                 return Flow::End(None);
             }
             // Without stateful reconnect, sequencing messages mean nothing.

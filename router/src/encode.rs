@@ -60,39 +60,77 @@ pub trait Encoder: Send + Sync + 'static {
     fn encode(&self, message: &Outbound) -> Option<Frame>;
 }
 
-/// The frames of one message, at most one per protocol. A handful of protocols exist, so a
-/// linear scan of a few slots beats hashing.
+/// The frames of one message, at most one per protocol, with what each delivered. A handful
+/// of protocols exist, so a linear scan of a few slots beats hashing.
 pub struct EncodeOnce<'a> {
     message: &'a Outbound,
-    frames: Vec<(ProtocolId, Option<Frame>)>,
+    slots: Vec<Slot>,
     encodings: usize,
+}
+
+/// One protocol's frame of a message and its tally.
+pub struct Slot {
+    pub protocol: ProtocolId,
+    pub frame: Option<Frame>,
+    /// Recipients whose outbox took the frame.
+    pub delivered: u64,
+    /// Recipients closed as slow consumers by it.
+    pub overflowed: u64,
+}
+
+impl Frame {
+    /// The bytes one recipient gets (a stamped frame's id digits not counted).
+    pub fn len(&self) -> usize {
+        match self {
+            Frame::Whole(bytes) => bytes.len(),
+            Frame::Stamped(stamped) => stamped.head.len() + stamped.tail.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl<'a> EncodeOnce<'a> {
     pub fn new(message: &'a Outbound) -> Self {
         Self {
             message,
-            frames: Vec::new(),
+            slots: Vec::new(),
             encodings: 0,
         }
     }
 
-    /// The message's frame in `encoder`'s protocol, encoding it the first time.
-    pub fn frame(&mut self, encoder: &dyn Encoder) -> Option<&Frame> {
+    /// The slot of `encoder`'s protocol, encoding the message the first time.
+    pub fn slot(&mut self, encoder: &dyn Encoder) -> &mut Slot {
         let protocol = encoder.protocol();
-        let index = match self.frames.iter().position(|(id, _)| *id == protocol) {
+        let index = match self.slots.iter().position(|slot| slot.protocol == protocol) {
             Some(index) => index,
             None => {
                 self.encodings += 1;
-                self.frames.push((protocol, encoder.encode(self.message)));
-                self.frames.len() - 1
+                self.slots.push(Slot {
+                    protocol,
+                    frame: encoder.encode(self.message),
+                    delivered: 0,
+                    overflowed: 0,
+                });
+                self.slots.len() - 1
             }
         };
-        self.frames[index].1.as_ref()
+        &mut self.slots[index]
+    }
+
+    /// The message's frame in `encoder`'s protocol, encoding it the first time.
+    pub fn frame(&mut self, encoder: &dyn Encoder) -> Option<&Frame> {
+        self.slot(encoder).frame.as_ref()
     }
 
     /// How many times the message was encoded.
     pub fn encodings(&self) -> usize {
         self.encodings
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
     }
 }

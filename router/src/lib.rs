@@ -44,6 +44,7 @@ mod message;
 mod observer;
 mod router;
 mod session;
+mod stats;
 mod tables;
 mod target;
 
@@ -51,7 +52,7 @@ pub use backplane::{
     Backplane, BackplaneError, BackplaneHandler, Command, Envelope, LoopbackBackplane,
     LoopbackNetwork, NoBackplane, NodeId, Reply,
 };
-pub use encode::{EncodeOnce, Encoder, Frame, ProtocolId};
+pub use encode::{EncodeOnce, Encoder, Frame, ProtocolId, Slot};
 pub use message::{
     ChangeMessage, CustomEvent, GroupMessage, Invocation, Operation, Outbound, Payload,
 };
@@ -59,4 +60,5 @@ pub use observer::SessionObserver;
 pub use router::{Delivery, MemberInfo, Members, Registration, Router, RouterError};
 pub use rt_core::Stamped;
 pub use session::{Membership, Session};
+pub use stats::{EventStats, ProtocolStats, SessionStats, StatsSnapshot};
 pub use target::{Scope, Target};

@@ -6,6 +6,7 @@ use crate::encode::{EncodeOnce, ProtocolId};
 use crate::message::Outbound;
 use crate::observer::SessionObserver;
 use crate::session::{Membership, Session};
+use crate::stats::{Stats, StatsSnapshot};
 use crate::tables::{Presence, Seat, Tables};
 use crate::target::{Scope, Target};
 use parking_lot::RwLock;
@@ -63,6 +64,7 @@ struct Inner {
     tables: Tables,
     observers: RwLock<Vec<Arc<dyn SessionObserver>>>,
     backplane: Arc<dyn Backplane>,
+    stats: Stats,
 }
 
 /// Cheap to clone: clones share one group space.
@@ -91,6 +93,7 @@ impl Router {
             tables: Tables::default(),
             observers: RwLock::new(Vec::new()),
             backplane: backplane.clone(),
+            stats: Stats::default(),
         });
         let handler: Arc<dyn BackplaneHandler> = inner.clone();
         backplane.attach(node, Arc::downgrade(&handler));
@@ -124,6 +127,9 @@ impl Router {
             };
             Tables::seat(&self.inner.tables.users, user.clone(), seat, |_| {});
         }
+        self.inner
+            .stats
+            .session(session.protocol(), session.transport(), 1);
         for observer in self.observers() {
             observer.connected(&session);
         }
@@ -158,6 +164,9 @@ impl Router {
         {
             Tables::unseat(&self.inner.tables.users, user, id, |_| {});
         }
+        self.inner
+            .stats
+            .session(session.protocol(), session.transport(), -1);
         for observer in self.observers() {
             observer.disconnected(session);
         }
@@ -299,6 +308,34 @@ impl Router {
     pub fn group_count(&self) -> usize {
         self.inner.tables.groups.len()
     }
+
+    /// Memberships on this node (a session in three groups counts three times).
+    pub fn membership_count(&self) -> usize {
+        let groups = &self.inner.tables.groups;
+        groups.iter().map(|group| group.seats.len()).sum()
+    }
+
+    /// Bytes waiting in this node's outboxes.
+    pub fn queued_bytes(&self) -> usize {
+        let sessions = &self.inner.tables.sessions;
+        sessions.iter().map(|s| s.outbox().queued_bytes()).sum()
+    }
+
+    /// The counters so far (see [`StatsSnapshot`]).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// A protocol endpoint read `messages` messages of `bytes` bytes from its clients.
+    pub fn count_received(&self, protocol: ProtocolId, messages: u64, bytes: u64) {
+        self.inner.stats.received(protocol, messages, bytes);
+    }
+
+    /// A protocol endpoint's event for metrics: `family` is what happened (`handshake`,
+    /// `close`), `label` how (`ok`, `timeout`, `client`, …).
+    pub fn count_event(&self, family: &'static str, protocol: ProtocolId, label: &'static str) {
+        self.inner.stats.event(family, protocol, label);
+    }
 }
 
 impl Inner {
@@ -417,17 +454,24 @@ impl Inner {
             }
         }
         delivery.encodings = frames.encodings();
+        self.stats.sent(frames.slots());
         delivery
     }
 }
 
 fn push(session: &Session, frames: &mut EncodeOnce<'_>, delivery: &mut Delivery) {
-    let Some(frame) = frames.frame(session.encoder()) else {
-        return;
+    let slot = frames.slot(session.encoder());
+    let pushed = match &slot.frame {
+        Some(frame) => frame.push_to(session.outbox()),
+        None => return,
     };
-    match frame.push_to(session.outbox()) {
-        Ok(()) => delivery.delivered += 1,
+    match pushed {
+        Ok(()) => {
+            slot.delivered += 1;
+            delivery.delivered += 1;
+        }
         Err(PushError::Overflow) => {
+            slot.overflowed += 1;
             delivery.overflowed += 1;
             tracing::warn!(
                 connection_id = %session.id().redacted(),

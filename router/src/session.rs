@@ -19,6 +19,8 @@ pub struct Session {
     identity: Arc<Identity>,
     encoder: Arc<dyn Encoder>,
     outbox: Outbox,
+    /// How the connection reaches this server (`websockets`, `sse`, …), for metrics.
+    transport: &'static str,
     state: Mutex<SessionState>,
 }
 
@@ -39,13 +41,29 @@ impl Session {
         encoder: Arc<dyn Encoder>,
         outbox: Outbox,
     ) -> Arc<Self> {
+        Self::on_transport(id, identity, encoder, outbox, "unknown")
+    }
+
+    /// [`Session::new`] naming the transport the connection uses.
+    pub fn on_transport(
+        id: RandomId,
+        identity: Arc<Identity>,
+        encoder: Arc<dyn Encoder>,
+        outbox: Outbox,
+        transport: &'static str,
+    ) -> Arc<Self> {
         Arc::new(Self {
             id,
             identity,
             encoder,
             outbox,
+            transport,
             state: Mutex::new(SessionState::default()),
         })
+    }
+
+    pub fn transport(&self) -> &'static str {
+        self.transport
     }
 
     pub fn id(&self) -> &RandomId {

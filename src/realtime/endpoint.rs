@@ -94,11 +94,12 @@ async fn stream(
     outbox.set_farewell(Bytes::from_static(encoder::FAREWELL));
     // Live events queue behind the held outbox while the replay is read.
     outbox.hold();
-    let session = Session::new(
+    let session = Session::on_transport(
         RandomId::generate(),
         Arc::new(identity),
         Arc::new(SseEncoder),
         outbox.clone(),
+        "sse",
     );
     let (registration, now) = realtime.log.attach(|| {
         let registration = realtime.router.register(session.clone());
