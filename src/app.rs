@@ -15,6 +15,7 @@ use crate::collections::{
 };
 use crate::config::Config;
 use crate::limits::AcceptState;
+use crate::metrics::{Metrics, MetricsState, TimedStore};
 use crate::realtime::{EventLog, Realtime};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -71,7 +72,9 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         url: redact_url(&config.database),
         source,
     };
+    let metrics = Metrics::new();
     let store = store::open(&config.database).await.map_err(store_error)?;
+    let store = TimedStore::wrap(store, metrics.db_duration.clone());
     store.prepare(&names).await.map_err(store_error)?;
     let dialect = if config.database.starts_with("postgres") {
         Dialect::Postgres
@@ -105,6 +108,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         event_log.clone(),
         lookups,
     );
+    metrics.register(Box::new(feed.delay_histogram().clone()));
     feed.spawn(start, config.change_retention, background.clone());
     let collections = Arc::new(Collections {
         schema: schema.clone(),
@@ -183,8 +187,20 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         .route(
             "/readyz",
             get(ready).with_state(Readiness {
-                store,
+                store: store.clone(),
                 accept: accept.clone(),
+            }),
+        )
+        .route(
+            "/metrics",
+            get(crate::metrics::serve).with_state(MetricsState {
+                metrics: metrics.clone(),
+                router: groups.clone(),
+                feed: collections.feed.clone(),
+                store: store.clone(),
+                auth: auth.clone(),
+                open: config.listen.ip().is_loopback(),
+                token: config.metrics_token.clone(),
             }),
         )
         .route("/api/_auth", post(service_account_token).with_state(auth))
@@ -201,6 +217,10 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         .merge(own)
         .merge(collections::rest::routes(collections))
         .fallback(crate::api_error::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track_requests,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(crate::logging::request_span));
     if let Some(cors) = cors(&config.cors_origins) {
         router = router.layer(cors);

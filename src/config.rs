@@ -136,6 +136,7 @@ struct FileConfig {
     public_url: Option<String>,
     cors_origins: Option<Vec<String>>,
     log_format: Option<LogFormat>,
+    metrics_token: Option<String>,
     #[serde(default)]
     auth: FileAuth,
     #[serde(default)]
@@ -207,6 +208,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub signalr: SignalrConfig,
     pub realtime: crate::realtime::RealtimeConfig,
+    /// A bearer token that may read `/metrics` on a non-loopback listener.
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -416,6 +419,7 @@ impl Config {
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             signalr,
             realtime: crate::realtime::RealtimeConfig::resolve(file.realtime)?,
+            metrics_token: file.metrics_token.filter(|t| !t.is_empty()),
         })
     }
 }

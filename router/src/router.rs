@@ -309,10 +309,11 @@ impl Router {
         self.inner.tables.groups.len()
     }
 
-    /// Memberships on this node (a session in three groups counts three times).
-    pub fn membership_count(&self) -> usize {
-        let groups = &self.inner.tables.groups;
-        groups.iter().map(|group| group.seats.len()).sum()
+    /// Each group with members on this node, with how many.
+    pub fn for_each_group(&self, mut visit: impl FnMut(&str, usize)) {
+        for group in self.inner.tables.groups.iter() {
+            visit(group.key(), group.seats.len());
+        }
     }
 
     /// Bytes waiting in this node's outboxes.

@@ -17,11 +17,15 @@ struct Counters {
     slow_consumer_closes: AtomicU64,
 }
 
+/// Open now, and opened ever.
+#[derive(Default)]
+struct SessionCounts(AtomicI64, AtomicU64);
+
 #[derive(Default)]
 pub(crate) struct Stats {
     protocols: DashMap<ProtocolId, Arc<Counters>>,
     /// Sessions now, and ever, by protocol and transport.
-    sessions: DashMap<(ProtocolId, &'static str), (Arc<AtomicI64>, Arc<AtomicU64>)>,
+    sessions: DashMap<(ProtocolId, &'static str), SessionCounts>,
     /// `(family, protocol, label)`: handshakes by outcome, closes by reason.
     events: DashMap<(&'static str, ProtocolId, &'static str), Arc<AtomicU64>>,
 }

@@ -32,6 +32,10 @@ pub struct ChangeFeed {
     /// Lookup property names by collection, for `lookupIds` filters.
     lookups: HashMap<String, Vec<String>>,
     local_writes: Notify,
+    /// The last `seq` delivered, for the lag metric.
+    delivered: std::sync::atomic::AtomicI64,
+    /// Commit to delivery, for `rthub_change_delivery_delay_seconds`.
+    delay: prometheus::Histogram,
 }
 
 /// A change of the log as the router carries it (each protocol's encoder shapes it).
@@ -61,6 +65,17 @@ impl ChangeFeed {
             realtime,
             lookups,
             local_writes: Notify::new(),
+            delivered: std::sync::atomic::AtomicI64::new(0),
+            delay: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "change_delivery_delay_seconds",
+                    "From a change's commit to its delivery by this node's change feed.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )
+            .unwrap_or_else(|e| unreachable!("constant histogram options: {e}")),
         })
     }
 
@@ -74,6 +89,16 @@ impl ChangeFeed {
 
     pub fn store(&self) -> &SharedStore {
         &self.store
+    }
+
+    /// The last `seq` this feed delivered.
+    pub fn delivered(&self) -> i64 {
+        self.delivered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The commit-to-delivery histogram, to register with the metrics.
+    pub fn delay_histogram(&self) -> &prometheus::Histogram {
+        &self.delay
     }
 
     /// This process committed a write.
@@ -108,6 +133,8 @@ impl ChangeFeed {
     }
 
     async fn run(self: Arc<Self>, mut last: i64, shutdown: CancellationToken) {
+        self.delivered
+            .store(last, std::sync::atomic::Ordering::Relaxed);
         let mut remote = self.store.change_notifications();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -134,6 +161,8 @@ impl ChangeFeed {
                 }
             }
             last = self.deliver_after(last).await;
+            self.delivered
+                .store(last, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -161,6 +190,10 @@ impl ChangeFeed {
     }
 
     async fn deliver(&self, change: Arc<Change>) {
+        let delay = (chrono::Utc::now() - change.ts)
+            .to_std()
+            .unwrap_or_default();
+        self.delay.observe(delay.as_secs_f64());
         let subscribers = self
             .subscriptions
             .matching(&change, self.lookups(&change.collection));

@@ -169,6 +169,11 @@ pub async fn start(url: &str) -> Server {
 /// A server with `config` (TOML, as `--config` reads it) beside the test schema; without
 /// one, the server key is [`SERVER_KEY`].
 pub async fn start_configured(url: &str, config: Option<&str>) -> Server {
+    start_on(url, config, "127.0.0.1:0").await
+}
+
+/// [`start_configured`] listening on `listen` (the base URL stays the address bound).
+pub async fn start_on(url: &str, config: Option<&str>, listen: &str) -> Server {
     let id = uuid::Uuid::new_v4().simple();
     let schema = std::env::temp_dir().join(format!("rthub_schema_{id}.json"));
     std::fs::write(&schema, SCHEMA).unwrap();
@@ -178,7 +183,7 @@ pub async fn start_configured(url: &str, config: Option<&str>) -> Server {
         path
     });
     let cli = Cli {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
+        listen: Some(listen.parse().unwrap()),
         database: Some(url.to_owned()),
         schema: Some(schema.clone()),
         server_key: config.is_none().then(|| SERVER_KEY.into()),
