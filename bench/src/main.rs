@@ -123,7 +123,7 @@ impl Plan {
                 changes: vec![(100, vec![100.0, 1_000.0])],
                 http_fanout: vec![(100, vec![100.0, 500.0, 1_000.0])],
                 write_path_secs: 5,
-                sse_creates: (100, vec![100.0, 1_000.0]),
+                sse_creates: (100, vec![100.0, 300.0, 1_000.0]),
                 sse_idle: vec![1_000],
             }
         }
