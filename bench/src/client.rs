@@ -209,7 +209,7 @@ const SOCKETS_PER_SOURCE: usize = 19_000;
 
 /// Opens a TCP connection from 127.0.0.1, moving to 127.0.0.2, .3, … every
 /// `SOCKETS_PER_SOURCE` connections so that ephemeral ports never run out.
-async fn connect_tcp(addr: &str) -> anyhow::Result<MaybeTlsStream<TcpStream>> {
+pub async fn connect_tcp(addr: &str) -> anyhow::Result<MaybeTlsStream<TcpStream>> {
     static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let target: std::net::SocketAddr = addr.parse().context("server address")?;
     let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) / SOCKETS_PER_SOURCE;

@@ -84,6 +84,26 @@ impl Recorder {
         }
     }
 
+    /// Like [`Recorder::frame`] for one subscriber's stream: a recorded stamp already in
+    /// `seen` is not counted again; returns how many were repeats.
+    pub fn frame_once(&self, frame: &[u8], seen: &mut std::collections::HashSet<u64>) -> u64 {
+        let from = self.record_from.load(Ordering::Relaxed);
+        let now = now_nanos();
+        let mut repeats = 0;
+        let mut inner = self.inner.lock().expect("recorder");
+        for stamp in stamps(frame).filter(|&s| s >= from) {
+            if !seen.insert(stamp) {
+                repeats += 1;
+                continue;
+            }
+            let micros = (now.saturating_sub(stamp) / 1_000).max(1);
+            let _ = inner.histogram.record(micros);
+            inner.delivered += 1;
+            inner.last_delivery = now;
+        }
+        repeats
+    }
+
     fn delivered(&self) -> u64 {
         self.inner.lock().expect("recorder").delivered
     }

@@ -1,7 +1,7 @@
 //! `rthub-bench`: rthub's benchmark suite in one command.
 //!
 //! `rthub-bench run` starts every server under test as a fresh process pinned to CPU 0 —
-//! the protocol-free ceiling, Node `ws`, Socket.IO, aiosignalr and rthub — interleaved step by
+//! the protocol-free ceiling, Node `ws`, Socket.IO, aiosignalr, PocketBase and rthub — interleaved step by
 //! step, drives each from this process (pinned to CPU 1) with open-loop load, and writes
 //! `bench/results/<date>.{json,md,svg}`. `rthub-bench ceiling` is the ceiling server itself.
 //! `scripts/bench` builds, installs the peers and runs it; see docs/BENCHMARKS.md.
@@ -14,11 +14,12 @@ mod procfs;
 mod report;
 mod scenarios;
 mod servers;
+mod sse;
 
 use clap::{Parser, Subcommand};
 use load::Window;
 use report::{Figures, Machine, Report, Row};
-use scenarios::Runner;
+use scenarios::{Runner, SseServer};
 use servers::{Paths, Subject};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,13 +51,13 @@ struct RunArgs {
     /// Rounds of every step (the report gives the median of valid rounds).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// Scenarios to run (comma-separated): s1, s3, s4, s6, s7, s8.
-    #[arg(long, value_delimiter = ',', default_value = "s1,s3,s4,s6,s7,s8")]
+    /// Scenarios to run (comma-separated): s1, s3, s4, s6, s7, s8, s9.
+    #[arg(long, value_delimiter = ',', default_value = "s1,s3,s4,s6,s7,s8,s9")]
     only: Vec<String>,
     /// The rthub binary under test.
     #[arg(long, default_value = "target/release/rthub")]
     rthub: PathBuf,
-    /// PostgreSQL admin URL for S7 (a fresh database is created per run).
+    /// PostgreSQL admin URL for S7 and S9 (a fresh database is created per run).
     #[arg(
         long,
         env = "RTHUB_BENCH_POSTGRES",
@@ -79,6 +80,10 @@ struct Plan {
     /// S8: members on SSE and long polling, the same steps for WebSockets beside them.
     http_fanout: Vec<(usize, Vec<f64>)>,
     write_path_secs: u64,
+    /// S9: SSE subscribers and the create rates they get events of.
+    sse_creates: (usize, Vec<f64>),
+    /// S9: idle SSE subscribers for the memory figure.
+    sse_idle: Vec<usize>,
 }
 
 impl Plan {
@@ -96,6 +101,8 @@ impl Plan {
                 changes: vec![(5, vec![20.0])],
                 http_fanout: vec![(5, vec![20.0])],
                 write_path_secs: 1,
+                sse_creates: (5, vec![20.0]),
+                sse_idle: vec![20],
             }
         } else {
             Plan {
@@ -116,6 +123,8 @@ impl Plan {
                 changes: vec![(100, vec![100.0, 1_000.0])],
                 http_fanout: vec![(100, vec![100.0, 500.0, 1_000.0])],
                 write_path_secs: 5,
+                sse_creates: (100, vec![100.0, 300.0, 1_000.0]),
+                sse_idle: vec![1_000],
             }
         }
     }
@@ -144,6 +153,7 @@ fn installed(subject: Subject, paths: &Paths) -> Result<(), String> {
     let missing = match subject {
         Subject::NodeWs | Subject::SocketIo => !peers.join("node_modules").exists(),
         Subject::Aiosignalr => !peers.join(".venv/bin/python").exists(),
+        Subject::PocketBase => !peers.join(".venv/bin/pocketbase").exists(),
         Subject::RthubJson
         | Subject::RthubMsgpack
         | Subject::RthubSse
@@ -305,6 +315,63 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                             figures: Figures::Load(measured),
                         });
                     }
+                }
+            }
+        }
+        if wants("s9") && subjects.contains(&Subject::RthubJson) {
+            let servers: Vec<SseServer> = match installed(Subject::PocketBase, &paths) {
+                Ok(()) => SseServer::ALL.to_vec(),
+                Err(why) => {
+                    if round == 1 {
+                        eprintln!("skipping: {why}");
+                        notes.push(why);
+                    }
+                    vec![SseServer::RthubSqlite, SseServer::RthubPostgres]
+                }
+            };
+            let (subscribers, rates) = &plan.sse_creates;
+            let mut gone: Vec<SseServer> = Vec::new();
+            for &rate in rates {
+                for &server in &servers {
+                    let figures = if gone.contains(&server) {
+                        Figures::Skipped("collapsed at a lower rate".into())
+                    } else {
+                        Figures::Load(
+                            runner
+                                .sse_creates(
+                                    server,
+                                    &args.postgres,
+                                    *subscribers,
+                                    rate,
+                                    plan.window,
+                                )
+                                .await,
+                        )
+                    };
+                    if collapsed(&figures) {
+                        gone.push(server);
+                    }
+                    record(Row {
+                        scenario: "S9",
+                        setting: format!("{subscribers} subscribers × {rate} creates/s"),
+                        x: rate * *subscribers as f64,
+                        subject: server.label(),
+                        round,
+                        figures,
+                    });
+                }
+            }
+            for &count in &plan.sse_idle {
+                for &server in &servers {
+                    let memory = runner.sse_idle_memory(server, &args.postgres, count).await;
+                    record(Row {
+                        scenario: "S9",
+                        setting: format!("{count} idle subscribers"),
+                        x: count as f64,
+                        subject: server.label(),
+                        round,
+                        figures: Figures::Memory(memory),
+                    });
                 }
             }
         }

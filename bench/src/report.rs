@@ -6,6 +6,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+mod sse;
+
 /// One run of one subject at one setting.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
@@ -176,6 +178,7 @@ const SCENARIO_TITLES: &[(&str, &str)] = &[
     ("S6", "S6 — REST send to a group"),
     ("S7", "S7 — collection write → `change` on PostgreSQL"),
     ("S8", "S8 — rthub's transports: members on WebSockets, Server-Sent Events, long polling (JSON; the publisher on WebSockets)"),
+    ("S9", "S9 — SSE: create → event, rthub's `/realtime` (SQLite, PostgreSQL) and PocketBase's `/api/realtime`"),
 ];
 
 impl Report {
@@ -213,6 +216,7 @@ impl Report {
             let _ = writeln!(out, "## {title}\n");
             match *scenario {
                 "S1" => self.memory_table(&summary, &keys, &mut out),
+                "S9" => sse::tables(&summary, &keys, &mut out),
                 _ => self.load_table(&summary, &keys, &mut out),
             }
             if *scenario == "S4" {
@@ -341,6 +345,7 @@ const COLOURS: &[(&str, &str)] = &[
     ("rthub-msgpack", "#ff7f0e"),
     ("rthub-sse", "#8c564b"),
     ("rthub-longpolling", "#e377c2"),
+    ("pocketbase", "#17becf"),
 ];
 
 /// A small hand-written SVG: p99 latency (log scale) against offered deliveries/s.

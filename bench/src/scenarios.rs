@@ -1,5 +1,6 @@
 //! The scenarios of `benchmarks.md` §5.2 that rthub can run today: S1 idle memory, S3 echo
-//! round trip, S4 group fan-out, S6 REST send to a group and S7 collection write → `change`.
+//! round trip, S4 group fan-out, S6 REST send to a group, S7 collection write → `change`, and
+//! S9 create → SSE event beside PocketBase.
 //! Each run starts a fresh server process and tears it down afterwards.
 
 use crate::client::{Dialect, Socket};
@@ -18,6 +19,9 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 mod http;
+mod realtime;
+
+pub use realtime::SseServer;
 
 /// Memory per idle connection (S1).
 #[derive(Clone, Debug, Default, Serialize)]

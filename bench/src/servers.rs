@@ -26,6 +26,8 @@ pub enum Subject {
     RthubSse,
     /// rthub with members on long polling (JSON); publishers use WebSockets.
     RthubLongPolling,
+    /// PocketBase (Go, one binary, SQLite): only its `/api/realtime` SSE stream is measured (S9).
+    PocketBase,
 }
 
 impl Subject {
@@ -39,12 +41,14 @@ impl Subject {
             Subject::RthubMsgpack => "rthub-msgpack",
             Subject::RthubSse => "rthub-sse",
             Subject::RthubLongPolling => "rthub-longpolling",
+            Subject::PocketBase => "pocketbase",
         }
     }
 
     pub fn dialect(self) -> Dialect {
         match self {
-            Subject::Ceiling | Subject::NodeWs => Dialect::RawWs,
+            // PocketBase speaks no WebSocket dialect; its SSE subscribers are `crate::sse`'s.
+            Subject::Ceiling | Subject::NodeWs | Subject::PocketBase => Dialect::RawWs,
             Subject::SocketIo => Dialect::SocketIo,
             Subject::Aiosignalr => Dialect::SignalR {
                 messagepack: false,
@@ -104,19 +108,27 @@ pub struct RthubSettings {
     pub server_key: Option<String>,
 }
 
-/// A running server; killed when dropped.
+/// A running server; killed when dropped (and its data directory, if it has one, removed).
 pub struct Server {
     child: Child,
     pub addr: String,
     pub pid: u32,
+    data_dir: Option<PathBuf>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
+
+/// PocketBase's superuser, created with its CLI before `serve` (S9 creates the collection
+/// through the REST API with this account's token).
+pub const POCKETBASE_SUPERUSER: (&str, &str) = ("bench@rthub.invalid", "rthub-bench-password");
 
 /// A port nobody listens on right now (checked, so a stale server can't answer for a new one).
 fn free_port() -> anyhow::Result<u16> {
@@ -129,6 +141,9 @@ impl Server {
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let mut command = pinned_command();
+        let mut data_dir = None;
+        // What the server prints on stdout once it accepts connections.
+        let mut marker = "listening on";
         match subject {
             Subject::Ceiling => {
                 command
@@ -147,6 +162,38 @@ impl Server {
                 command
                     .arg(paths.peers().join(".venv/bin/python"))
                     .arg(paths.peers().join("aiosignalr_server.py"));
+            }
+            Subject::PocketBase => {
+                let binary = paths.peers().join(".venv/bin/pocketbase");
+                let dir = paths.logs.join(format!("pocketbase-{port}"));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir)?;
+                let (email, password) = POCKETBASE_SUPERUSER;
+                let upsert = Command::new(&binary)
+                    .args(["superuser", "upsert", email, password, "--dir"])
+                    .arg(&dir)
+                    .stdin(Stdio::null())
+                    .output()
+                    .context("run pocketbase superuser upsert")?;
+                if !upsert.status.success() {
+                    bail!(
+                        "pocketbase superuser upsert failed: {}{}",
+                        String::from_utf8_lossy(&upsert.stdout),
+                        String::from_utf8_lossy(&upsert.stderr)
+                    );
+                }
+                // Its migrations and hooks default to folders beside the data directory:
+                // kept inside it (and auto-migrations off), no run sees another's collection.
+                command
+                    .arg(binary)
+                    .args(["serve", "--http", &listen, "--automigrate=false", "--dir"])
+                    .arg(&dir)
+                    .arg("--migrationsDir")
+                    .arg(dir.join("migrations"))
+                    .arg("--hooksDir")
+                    .arg(dir.join("hooks"));
+                data_dir = Some(dir);
+                marker = "Server started at";
             }
             Subject::RthubJson
             | Subject::RthubMsgpack
@@ -190,7 +237,7 @@ impl Server {
         std::thread::spawn(move || {
             let mut ready = Some(ready);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
+                if line.contains(marker) {
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(());
                     }
@@ -202,6 +249,7 @@ impl Server {
             child,
             addr: listen,
             pid,
+            data_dir,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

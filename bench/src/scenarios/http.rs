@@ -4,11 +4,11 @@
 use super::*;
 
 /// The schema S7 runs on: one open collection, like a development app's.
-const ITEMS_SCHEMA: &str = r#"{"collections": [{"name": "items",
+pub(super) const ITEMS_SCHEMA: &str = r#"{"collections": [{"name": "items",
   "properties": [{"name": "name", "type": "string"}, {"name": "price", "type": "decimal"}],
   "access": [{"method": "POST", "roleNames": ["_EVERYONE"]}, {"method": "LISTEN", "roleNames": ["_EVERYONE"]}]}]}"#;
 
-const SERVER_KEY: &str = "rthub-bench-server-key";
+pub(super) const SERVER_KEY: &str = "rthub-bench-server-key";
 
 /// A fresh PostgreSQL database for one run, dropped afterwards.
 pub struct Database {
@@ -58,7 +58,7 @@ const MAX_IN_FLIGHT: usize = 256;
 
 /// Sends every due payload as its own HTTP request, concurrently, counting failures (a
 /// payload that finds `MAX_IN_FLIGHT` requests still open counts as failed, unsent).
-fn post_each(
+pub(super) fn post_each(
     http: &reqwest::Client,
     url: String,
     key: Option<&'static str>,
@@ -91,7 +91,7 @@ fn post_each(
 
 /// The HTTP sender of S6 and S7: `send` gets each due batch; `members` deliveries are
 /// expected per recorded request, and any failed request makes the run invalid.
-async fn post_on_schedule(
+pub(super) async fn post_on_schedule(
     server_pid: u32,
     recorder: &Recorder,
     members: usize,
@@ -208,7 +208,7 @@ impl Runner {
         measured
     }
 
-    fn schema_file(&self) -> anyhow::Result<std::path::PathBuf> {
+    pub(super) fn schema_file(&self) -> anyhow::Result<std::path::PathBuf> {
         std::fs::create_dir_all(&self.paths.logs)?;
         let path = self.paths.logs.join("items-schema.json");
         std::fs::write(&path, ITEMS_SCHEMA)?;
