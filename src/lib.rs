@@ -9,6 +9,7 @@ pub mod collections;
 pub mod config;
 pub mod limits;
 pub mod logging;
+pub mod openapi;
 pub mod realtime;
 pub mod server;
 

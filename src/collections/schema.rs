@@ -481,6 +481,14 @@ impl Collection {
             })
     }
 
+    /// The roles the access rule for `method` names; `None` when only the server identity may.
+    pub fn roles(&self, method: Method) -> Option<&[String]> {
+        self.access
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, roles)| roles.as_slice())
+    }
+
     /// `_EVERYONE` allows anyone, `_AUTHENTICATED_USER` any identity with a user, custom roles
     /// their holders; the server identity is always allowed; no rule means server only.
     pub fn allows(&self, method: Method, identity: &Identity) -> bool {
