@@ -277,6 +277,7 @@ fn redact_url(url: &str) -> String {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ServiceAccountLogin {
     /// Always `serviceaccount`.
+    #[schema(pattern = "^serviceaccount$")]
     authority: String,
     client_id: String,
     client_secret: String,

@@ -298,6 +298,7 @@ pub(crate) struct ListenBody {
     connection_id: String,
     /// `signalr` or `ws`: the protocol of the connection.
     #[serde(rename = "type", default)]
+    #[schema(pattern = "^(signalr|ws)$")]
     kind: Option<String>,
     /// Only changes of this item.
     #[serde(default)]

@@ -229,7 +229,10 @@ fn if_match() -> ParameterBuilder {
         .description(Some(
             "Write only if the item is at this `_version` (the ETag, `\"3\"` or `3`): else 412.",
         ))
-        .schema(Some(string(None)))
+        // What the server reads: the ETag it handed out, quoted or not, maybe weak.
+        .schema(Some(
+            string(None).pattern(Some(r#"^(W/)?"?[0-9]{1,18}"?$"#)),
+        ))
 }
 
 /// An item answer, with its `_version` as the ETag.
