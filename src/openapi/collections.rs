@@ -62,10 +62,13 @@ pub(super) fn describe(doc: &mut Doc, schema: &Schema) {
                 "filter",
                 "A filter: `name eq \"widget\" and (price gt 10 or tag con \"x\")`.",
             ))
-            .parameter(query(
-                "sortBy",
-                "A property to sort by; a `-` suffix sorts descending.",
-            ))
+            .parameter(
+                query(
+                    "sortBy",
+                    "A property to sort by; a `-` suffix sorts descending.",
+                )
+                .schema(Some(string(None).pattern(Some(SORT_PATTERN)))),
+            )
             .parameter(select())
             .parameter(page_parameter("pageNo", None))
             .parameter(page_parameter("pageSize", Some(MAX_PAGE_SIZE as usize)))
@@ -205,11 +208,17 @@ fn query(name: &str, description: &str) -> ParameterBuilder {
         .schema(Some(string(None)))
 }
 
+/// The names `sortBy` and `select` take (the server's own checks; the filter grammar is
+/// beyond a pattern).
+const SORT_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_-]*$";
+const SELECT_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)?(,[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)?)*$";
+
 fn select() -> ParameterBuilder {
     query(
         "select",
         "Fields to answer with, comma-separated; `lookup.field` expands a lookup (needs GET on its target).",
     )
+    .schema(Some(string(None).pattern(Some(SELECT_PATTERN))))
 }
 
 fn id() -> ParameterBuilder {
