@@ -2,20 +2,28 @@
 // scripts/test makes under target/pyclients; RTHUB_PYTHON names another interpreter) reads
 // /api/_openapi.json and sends property-based requests to every operation it describes, valid
 // and invalid ones: no answer may be a server error, and none may break the document's
-// response schemas. Once as the server identity (which may do everything, so the writes and
-// reads really happen), once anonymous (the access rules' 401s and 403s).
+// response schemas. As the server identity (which may do everything, so the writes and reads
+// really happen), anonymous (the access rules' 401s) and as a user (their 403s).
 // GET /realtime is left out: it is a stream that never ends by itself.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
+import { createHmac } from "node:crypto";
 import { startServer, SERVER_KEY, tempDir } from "./helpers/server.mjs";
 
 const python = process.env.RTHUB_PYTHON ?? resolve("target/pyclients/bin/python");
 // A fixed seed keeps a run reproducible; RTHUB_SCHEMATHESIS_SEED tries others.
 const SEED = process.env.RTHUB_SCHEMATHESIS_SEED ?? "20261203";
 const RUN_TIMEOUT_MS = 110_000;
+const SECRET = "schemathesis-interop-secret-0123456789";
+
+const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+function jwt(sub) {
+  const unsigned = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+  return `${unsigned}.${createHmac("sha256", SECRET).update(unsigned).digest("base64url")}`;
+}
 
 const everyone = ["GET", "POST", "PUT", "PATCH", "DELETE", "LISTEN"]
   .map((method) => ({ method, roleNames: ["_EVERYONE"] }));
@@ -72,7 +80,7 @@ before(async () => {
   assert.ok(existsSync(python),
     `no Python with schemathesis at ${python}: run ./scripts/test (it makes the venv) or set RTHUB_PYTHON`);
   reports = tempDir();
-  server = await startServer([], { schema: SCHEMA });
+  server = await startServer(["--jwt-secret", SECRET], { schema: SCHEMA });
 });
 after(async () => {
   await server?.stop();
@@ -103,7 +111,12 @@ test("as the server identity: no server error, no answer that breaks the descrip
   assert.ok(found.tested >= SCHEMA.collections.length * 8 + 8, JSON.stringify(found));
 });
 
-test("anonymous: the refusals are in the description too", async (t) => {
+test("anonymous: the 401s are in the description too", async (t) => {
   const found = await run(t, [], 8);
+  assert.ok(found.tested >= SCHEMA.collections.length * 8, JSON.stringify(found));
+});
+
+test("as a user: the 403s are in the description too", async (t) => {
+  const found = await run(t, ["--header", `Authorization: Bearer ${jwt("ada")}`], 8);
   assert.ok(found.tested >= SCHEMA.collections.length * 8, JSON.stringify(found));
 });
