@@ -201,7 +201,7 @@ async fn it_describes_each_collection(server: Server) -> Server {
         assert!(created["headers"]["ETag"].is_object(), "{name}: the ETag");
         assert_eq!(
             created["content"]["application/json"]["schema"]["$ref"],
-            format!("#/components/schemas/{name}")
+            format!("#/components/schemas/{name}.item")
         );
         let list = operation(&document, &base, "get");
         let params: Vec<&str> = list["parameters"]
@@ -226,20 +226,20 @@ async fn it_describes_each_collection(server: Server) -> Server {
 
     // The item schemas follow the properties.
     let schemas = &document["components"]["schemas"];
-    let customers = &schemas["customersWrite"];
+    let customers = &schemas["customers.write"];
     assert_eq!(customers["required"], serde_json::json!(["name"]));
     assert_eq!(customers["properties"]["name"]["type"], "string");
     assert_eq!(customers["properties"]["name"]["maxLength"], 20);
     assert_eq!(customers["properties"]["vip"]["default"], false);
     assert_eq!(customers["additionalProperties"], false);
-    let orders = &schemas["ordersWrite"];
+    let orders = &schemas["orders.write"];
     assert_eq!(orders["properties"]["total"]["minimum"], 0.0);
     assert_eq!(
         orders["properties"]["total"]["type"],
         serde_json::json!(["number", "null"])
     );
     assert_eq!(orders["properties"]["customer"]["format"], "uuid");
-    let notes = &schemas["notesWrite"];
+    let notes = &schemas["notes.write"];
     assert_eq!(
         notes["properties"]["stock"]["type"],
         serde_json::json!(["integer", "null"])
@@ -248,8 +248,8 @@ async fn it_describes_each_collection(server: Server) -> Server {
         notes["properties"]["extra"]["type"],
         serde_json::json!(["object", "null"])
     );
-    assert!(schemas["customersPatch"].get("required").is_none());
-    let item = &schemas["orders"];
+    assert!(schemas["customers.patch"].get("required").is_none());
+    let item = &schemas["orders.item"];
     assert_eq!(item["required"], serde_json::json!(["id"]));
     assert_eq!(item["properties"]["_version"]["type"], "integer");
     assert!(

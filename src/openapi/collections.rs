@@ -19,14 +19,17 @@ pub(super) fn describe(doc: &mut Doc, schema: &Schema) {
     let listening = doc.schema_of::<Listening>();
     for collection in schema.collections() {
         let name = collection.name.as_str();
-        doc.tag(name, &format!("The collection '{name}'."));
+        // A collection may be named anything a fixed schema or tag is (`ErrorBody`,
+        // `channels`); a collection name has no `.` and no space, so these never collide.
+        let tag = format!("collection {name}");
+        doc.tag(&tag, &format!("The collection '{name}'."));
         let schemas = Schemas {
-            item: doc.named(name, item(collection)),
-            write: doc.named(&format!("{name}Write"), write(collection, true)),
-            patch: doc.named(&format!("{name}Patch"), write(collection, false)),
+            item: doc.named(&format!("{name}.item"), item(collection)),
+            write: doc.named(&format!("{name}.write"), write(collection, true)),
+            patch: doc.named(&format!("{name}.patch"), write(collection, false)),
         };
         let page = doc.named(
-            &format!("{name}Page"),
+            &format!("{name}.page"),
             ObjectBuilder::new()
                 .schema_type(Type::Object)
                 .property(
@@ -50,7 +53,7 @@ pub(super) fn describe(doc: &mut Doc, schema: &Schema) {
         let path = format!("{base}/{{id}}");
         let op = |method: Method, verb: &str, summary: &str| {
             OperationBuilder::new()
-                .tag(name)
+                .tag(&tag)
                 .operation_id(Some(format!("{verb}_{name}")))
                 .summary(Some(summary))
                 .description(Some(who_may(collection, method)))

@@ -219,3 +219,6 @@ pub(crate) fn errors(mut operation: OperationBuilder, statuses: &[u16]) -> Opera
     }
     operation
 }
+
+#[cfg(test)]
+mod tests;
