@@ -59,6 +59,8 @@ pub enum BuildError {
     Realtime(#[from] crate::realtime::GrantError),
     #[error("database {url}: {source}")]
     Store { url: String, source: StoreError },
+    #[error("the OpenAPI description: {0}")]
+    OpenApi(serde_json::Error),
 }
 
 pub async fn build(config: &Config) -> Result<App, BuildError> {
@@ -68,6 +70,10 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         None => Schema::example(),
     });
     let names: Vec<String> = schema.collections().map(|c| c.name.clone()).collect();
+    // A static path: it wins over the collection routes' `/api/{collection}` (whose
+    // `/api/_…` guard it never reaches).
+    let openapi =
+        crate::openapi::routes(&crate::openapi::document(&schema)).map_err(BuildError::OpenApi)?;
     let store_error = |source| BuildError::Store {
         url: redact_url(&config.database),
         source,
@@ -206,6 +212,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         .route("/api/_auth", post(service_account_token).with_state(auth))
         .merge(channels::rest::routes(channels_api))
         .merge(crate::realtime::routes(realtime))
+        .merge(openapi)
         .method_not_allowed_fallback(crate::api_error::method_not_allowed);
     // The SignalR endpoint answers as ASP.NET Core does (plain text errors); every other
     // endpoint, and every unknown path, in the JSON error shape.
@@ -284,19 +291,29 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-#[derive(Deserialize)]
+// A type, so that the OpenAPI description derives from it.
+/// A service account's login.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ServiceAccountLogin {
+pub(crate) struct ServiceAccountLogin {
+    /// Always `serviceaccount`.
+    #[schema(pattern = "^serviceaccount$")]
     authority: String,
     client_id: String,
     client_secret: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ServiceToken {
+    /// A JWT of the server identity.
+    token: String,
 }
 
 /// `POST /api/_auth {authority: "serviceaccount", clientId, clientSecret}` → `{token}`.
 async fn service_account_token(
     State(auth): State<Authenticator>,
     body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ServiceToken>, ApiError> {
     let login: ServiceAccountLogin = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Invalid body: {e}")))?;
     if login.authority != "serviceaccount" {
@@ -305,7 +322,7 @@ async fn service_account_token(
     let token = auth
         .service_token(&login.client_id, &login.client_secret)
         .ok_or_else(|| ApiError::unauthorized("Invalid client id or secret."))?;
-    Ok(Json(json!({ "token": token })))
+    Ok(Json(ServiceToken { token }))
 }
 
 /// Browsers send credentials by default with `@microsoft/signalr`, so the exact origin is

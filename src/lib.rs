@@ -10,6 +10,7 @@ pub mod config;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod realtime;
 pub mod server;
 

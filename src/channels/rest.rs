@@ -10,9 +10,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use router::Payload;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Largest page of `members`.
 pub const MAX_MEMBERS_PAGE: usize = 1000;
@@ -31,27 +32,68 @@ impl FromRef<Arc<ChannelsApi>> for Authenticator {
     }
 }
 
-#[derive(Deserialize)]
+// The bodies and answers are types (not `json!`) so that the OpenAPI description derives
+// from what the handlers really read and write (`ToSchema`). A channel's pattern is the
+// names PRODUCT.md section 4 allows (the attribute takes a literal only).
+
+/// `POST /api/_rt/join`: add a connection to a channel (the bare name, without the prefix).
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JoinBody {
+pub(crate) struct JoinBody {
     connection_id: String,
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     channel: String,
+    /// Receive but never send.
     #[serde(default)]
     read_only: bool,
 }
 
-#[derive(Deserialize)]
+/// `POST /api/_rt/leave`.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct LeaveBody {
+pub(crate) struct LeaveBody {
     connection_id: String,
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     channel: String,
 }
 
-#[derive(Deserialize)]
+/// `POST /api/_rt/send`: `body` goes to every member of the channel.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SendBody {
+pub(crate) struct SendBody {
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     channel: String,
     body: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Joined {
+    joined: bool,
+    /// The channel's wire name (`<api-name>:<channel>`).
+    group: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Left {
+    left: bool,
+    group: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Sent {
+    sent: bool,
+    /// Members it was handed to on this node.
+    delivered: usize,
+}
+
+/// A page of `GET /api/_rt/channels/{channel}/members`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MembersPage {
+    count: usize,
+    page_no: usize,
+    page_size: usize,
+    members: Vec<super::service::MemberView>,
 }
 
 pub fn routes(api: Arc<ChannelsApi>) -> Router {
@@ -87,7 +129,7 @@ async fn join(
     State(api): State<Arc<ChannelsApi>>,
     Caller(caller): Caller,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Joined>, ApiError> {
     let body: JoinBody = parse(&body)?;
     let channel = api.channels.bare(&body.channel)?;
     let connection_id = api.connections.public_id(&body.connection_id);
@@ -95,27 +137,33 @@ async fn join(
     api.channels
         .join(&caller, connection, &channel, body.read_only)
         .await?;
-    Ok(Json(json!({ "joined": true, "group": channel.wire })))
+    Ok(Json(Joined {
+        joined: true,
+        group: channel.wire,
+    }))
 }
 
 async fn leave(
     State(api): State<Arc<ChannelsApi>>,
     Caller(caller): Caller,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Left>, ApiError> {
     let body: LeaveBody = parse(&body)?;
     let channel = api.channels.bare(&body.channel)?;
     let connection_id = api.connections.public_id(&body.connection_id);
     let connection = On::Named(&connection_id);
     api.channels.leave(&caller, connection, &channel).await?;
-    Ok(Json(json!({ "left": true, "group": channel.wire })))
+    Ok(Json(Left {
+        left: true,
+        group: channel.wire,
+    }))
 }
 
 async fn send(
     State(api): State<Arc<ChannelsApi>>,
     Caller(caller): Caller,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Sent>, ApiError> {
     let body: SendBody = parse(&body)?;
     let channel = api.channels.bare(&body.channel)?;
     let sender = Sender {
@@ -126,9 +174,10 @@ async fn send(
     let delivery = api
         .channels
         .send(sender, &channel, Payload::Json(body.body))?;
-    Ok(Json(
-        json!({ "sent": true, "delivered": delivery.delivered }),
-    ))
+    Ok(Json(Sent {
+        sent: true,
+        delivered: delivery.delivered,
+    }))
 }
 
 /// `?pageNo=1&pageSize=100`: `{count, pageNo, pageSize, members: [{connectionId, userId,
@@ -138,7 +187,7 @@ async fn members(
     ServerCaller(caller): ServerCaller,
     Path(channel): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MembersPage>, ApiError> {
     let channel = api.channels.bare(&channel)?;
     let params: Vec<(String, String)> = query
         .as_deref()
@@ -149,12 +198,12 @@ async fn members(
     let page = api
         .channels
         .members(&caller, None, &channel, page_no, page_size)?;
-    Ok(Json(json!({
-        "count": page.count,
-        "pageNo": page_no,
-        "pageSize": page_size,
-        "members": page.members,
-    })))
+    Ok(Json(MembersPage {
+        count: page.count,
+        page_no,
+        page_size,
+        members: page.members,
+    }))
 }
 
 fn page_param(

@@ -43,12 +43,16 @@ pub struct MemberPage {
     pub members: Vec<MemberView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
     /// `None` for another principal's connection, unless the server asks.
+    #[schema(value_type = Option<String>)]
     pub connection_id: Option<Arc<str>>,
+    #[schema(value_type = Option<String>)]
     pub user_id: Option<Arc<str>>,
+    /// The protocol the connection speaks (`signalr`, …).
+    #[schema(value_type = String)]
     pub protocol: &'static str,
     pub read_only: bool,
 }

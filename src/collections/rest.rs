@@ -290,17 +290,29 @@ async fn remove(
     Ok(item_response(StatusCode::OK, &item))
 }
 
+// A type, so that the OpenAPI description derives from it.
 /// `{ connectionId, type, id?, lookupIds? }`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ListenBody {
+pub(crate) struct ListenBody {
     connection_id: String,
+    /// `signalr` or `ws`: the protocol of the connection.
     #[serde(rename = "type", default)]
+    #[schema(pattern = "^(signalr|ws)$")]
     kind: Option<String>,
+    /// Only changes of this item.
     #[serde(default)]
     id: Option<Uuid>,
+    /// Only changes of items any of whose lookups (before or after the write) holds one of
+    /// these ids.
     #[serde(default)]
     lookup_ids: Option<Vec<Uuid>>,
+}
+
+/// The answer of `_listen` (`true`) and `_unlisten` (`false`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Listening {
+    listening: bool,
 }
 
 async fn listen_request(
@@ -376,7 +388,7 @@ async fn listen(
     request.on_connection(&collections, |subscriptions, subscriber| {
         subscriptions.listen(&request.collection, subscriber, request.filter.clone())
     })?;
-    Ok(Json(json!({ "listening": true })).into_response())
+    Ok(Json(Listening { listening: true }).into_response())
 }
 
 async fn unlisten(
@@ -389,5 +401,5 @@ async fn unlisten(
     request.on_connection(&collections, |subscriptions, subscriber| {
         subscriptions.unlisten(&request.collection, &subscriber, &request.filter);
     })?;
-    Ok(Json(json!({ "listening": false })).into_response())
+    Ok(Json(Listening { listening: false }).into_response())
 }

@@ -378,10 +378,10 @@ fn integer(value: &Value) -> Result<f64, String> {
     }
     match value.as_f64() {
         Some(f) if f.fract() != 0.0 || !f.is_finite() => Err("must be an integer".into()),
-        // -2^63 is exact in f64; 2^63 is the first value past i64::MAX.
-        Some(f) if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) => {
-            Ok(f)
-        }
+        // 2^63 is the first value past i64::MAX. -2^63 itself is refused as a float: the
+        // literals just below i64::MIN (-9223372036854775809, …) parse to that same float, and
+        // i64::MIN written as an integer never gets here (`as_i64` took it).
+        Some(f) if f > -9_223_372_036_854_775_808.0 && f < 9_223_372_036_854_775_808.0 => Ok(f),
         Some(_) => Err(OUT_OF_RANGE.into()),
         None => Err("must be an integer".into()),
     }
@@ -479,6 +479,14 @@ impl Collection {
                 (PropertyType::Lookup, Some(target)) => Some((p.name.as_str(), target.as_str())),
                 _ => None,
             })
+    }
+
+    /// The roles the access rule for `method` names; `None` when only the server identity may.
+    pub fn roles(&self, method: Method) -> Option<&[String]> {
+        self.access
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, roles)| roles.as_slice())
     }
 
     /// `_EVERYONE` allows anyone, `_AUTHENTICATED_USER` any identity with a user, custom roles

@@ -16,7 +16,7 @@ use negotiate::{Credentials, Identity, Query};
 use router::{Membership, Payload, Registration, Session};
 use rt_core::{Next, Outbox, RandomId};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -261,11 +261,21 @@ fn body(
     })
 }
 
-#[derive(Deserialize)]
+// Types, so that the OpenAPI description derives from them.
+/// `POST /realtime`: a custom event.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PublishBody {
+pub(crate) struct PublishBody {
+    /// 1-128 letters, digits, `-`, `_`, `.`, `:`; not one of the stream's own event names.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     event: String,
     data: Value,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Published {
+    /// `OK`.
+    message: String,
 }
 
 async fn publish(
@@ -273,7 +283,7 @@ async fn publish(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Published>, ApiError> {
     let credentials = credentials(&headers, query.as_deref());
     let identity = identify(&realtime, &credentials)?;
     let limit = realtime.config.max_event_bytes;
@@ -312,5 +322,7 @@ async fn publish(
     }
     let id = realtime.log.publish(&name, Payload::Json(body.data));
     tracing::debug!(event = %name, %id, "published a custom event");
-    Ok(Json(json!({ "message": "OK" })))
+    Ok(Json(Published {
+        message: "OK".into(),
+    }))
 }

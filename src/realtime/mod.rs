@@ -7,7 +7,7 @@
 
 pub mod config;
 mod encoder;
-mod endpoint;
+pub(crate) mod endpoint;
 pub mod grants;
 mod log;
 
