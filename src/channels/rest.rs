@@ -157,7 +157,7 @@ async fn members(
     })))
 }
 
-fn page_param(
+pub(crate) fn page_param(
     params: &[(String, String)],
     name: &str,
     default: usize,
