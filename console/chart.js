@@ -41,10 +41,12 @@ export class RateChart {
     g.lineWidth = 1;
     g.textAlign = "right";
     g.textBaseline = "middle";
-    for (let i = 0; i <= 4; i++) {
-      const y = pad.top + plotH - (plotH * i) / 4;
+    // Five lines for a 5 × 10ⁿ top, four otherwise: every label a round number.
+    const steps = String(max).startsWith("5") ? 5 : 4;
+    for (let i = 0; i <= steps; i++) {
+      const y = pad.top + plotH - (plotH * i) / steps;
       g.beginPath(); g.moveTo(pad.left, y); g.lineTo(width - pad.right, y); g.stroke();
-      g.fillText(formatRate((max * i) / 4), pad.left - 6, y);
+      g.fillText(formatRate((max * i) / steps), pad.left - 6, y);
     }
     g.textAlign = "left";
     g.textBaseline = "alphabetic";
@@ -77,5 +79,5 @@ function niceMax(v) {
 
 export function formatRate(v) {
   if (v >= 1000) return `${(v / 1000).toFixed(v >= 10_000 ? 0 : 1)}k`;
-  return v >= 10 || Number.isInteger(v) ? String(Math.round(v)) : v.toFixed(1);
+  return v >= 10 ? String(Math.round(v)) : String(Number(v.toFixed(2)));
 }
