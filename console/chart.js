@@ -52,10 +52,11 @@ export class RateChart {
     g.textBaseline = "alphabetic";
     g.fillText(`last ${POINTS} s`, pad.left, height - 4);
 
-    const line = (values, color) => {
+    const line = (values, color, dash) => {
       if (values.length < 2) return;
       g.strokeStyle = color;
       g.lineWidth = 2;
+      g.setLineDash(dash);
       g.beginPath();
       const offset = POINTS - values.length;
       values.forEach((v, i) => {
@@ -65,8 +66,10 @@ export class RateChart {
       });
       g.stroke();
     };
-    line(this.received, styles.getPropertyValue("--received") || "#c2561a");
-    line(this.sent, styles.getPropertyValue("--sent") || "#1f5fbf");
+    // Received is dashed and on top: with equal rates (one sender, one receiver) both show.
+    line(this.sent, styles.getPropertyValue("--sent") || "#1f5fbf", []);
+    line(this.received, styles.getPropertyValue("--received") || "#c2561a", [6, 4]);
+    g.setLineDash([]);
   }
 }
 
