@@ -159,3 +159,42 @@ test("the console is readable at phone width and keeps the session on reload", a
   assert.deepEqual(pageErrors, []);
   await page.context().close();
 });
+
+test("a service account signs in; a client's key is told apart from a wrong one", async () => {
+  const CLIENT_KEY = "console-client-key-0123456789";
+  const configured = await startServer([], {
+    config: '[[api_keys]]\nkey = "console-client-key-0123456789"\nrole = "client"\n\n' +
+      '[[service_accounts]]\nclient_id = "ops"\nclient_secret = "console-secret-0123456789"\n\n' +
+      '[auth]\njwt_secret = "console-browser-jwt-secret-0123456789"\n',
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(`${configured.origin}/_console`);
+
+    await signIn(page, CLIENT_KEY);
+    await page.waitForFunction(() => document.getElementById("login-error").textContent.length > 0);
+    assert.match(await page.textContent("#login-error"), /not the server's/);
+    assert.equal(await page.isHidden("#console"), true);
+
+    await page.check("input[name=authority][value=serviceaccount]");
+    await page.fill("#client-id", "ops");
+    await page.fill("#client-secret", "wrong-secret");
+    await page.press("#client-secret", "Enter");
+    await page.waitForFunction(() => /Invalid client id or secret/.test(document.getElementById("login-error").textContent));
+    assert.equal(await page.isHidden("#console"), true);
+
+    await page.fill("#client-secret", "console-secret-0123456789");
+    await page.press("#client-secret", "Enter");
+    await page.waitForSelector("#console[data-hub=connected]");
+    // The console's own connection is listed, as the server identity's.
+    await page.waitForFunction(() => [...document.querySelectorAll("#connections tbody tr")].some((tr) => tr.textContent.includes("(server)")));
+    const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem("rthub.console.credential")));
+    assert.equal(stored.kind, "bearer");
+    assert.deepEqual(pageErrors, []);
+    await context.close();
+  } finally {
+    await configured.stop();
+  }
+});
