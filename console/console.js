@@ -70,7 +70,7 @@ async function signIn(event) {
     credential = null;
     sessionStorage.removeItem(STORAGE_KEY);
     error.textContent = `Sign-in failed: ${e.message}`;
-    $("apikey").focus();
+    $(authority === "apikey" ? "apikey" : "client-id").focus();
   }
 }
 

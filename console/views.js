@@ -139,7 +139,7 @@ export class CollectionBrowser {
         return cell(v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v), c === "id" ? "mono" : "json");
       }), el("td", { className: "buttons" },
         button("Edit", `Edit ${item.id}`, () => this.edit(item)),
-        button("Delete", `Delete ${item.id}`, () => this.remove(item))));
+        this.deleteButton(item)));
       row.dataset.id = item.id;
       return row;
     }));
@@ -194,6 +194,22 @@ export class CollectionBrowser {
       out.classList.add("failed");
       out.textContent = e.message;
     }
+  }
+
+  /** Delete asks once more on the same button (no modal dialog: keyboard and tests alike). */
+  deleteButton(item) {
+    const b = button("Delete", `Delete ${item.id}`, () => {
+      if (b.dataset.armed) { this.remove(item); return; }
+      b.dataset.armed = "1";
+      b.textContent = "Confirm delete";
+      b.setAttribute("aria-label", `Confirm: delete ${item.id}`);
+    });
+    b.addEventListener("blur", () => {
+      delete b.dataset.armed;
+      b.textContent = "Delete";
+      b.setAttribute("aria-label", `Delete ${item.id}`);
+    });
+    return b;
   }
 
   async remove(item) {

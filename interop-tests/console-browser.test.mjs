@@ -125,6 +125,19 @@ test("the console shows connections, messages and live changes", async () => {
   assert.equal(patched.status, 200);
   await page.waitForSelector(`#changes li[data-collection=customers][data-operation=update][data-id="${id}"]`, { timeout: 10_000 });
 
+  // Edit in the browser (PUT with If-Match), then delete: a second press confirms.
+  await page.click(`#items button[aria-label="Edit ${id}"]`);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "item-json");
+  await page.fill("#item-json", JSON.stringify({ name: "Renamed", vip: true }));
+  await page.click("#item-save");
+  await page.waitForFunction(() => /^Saved /.test(document.querySelector("#item-form .result").textContent));
+  await page.waitForFunction((itemId) => document.querySelector(`#items tr[data-id="${itemId}"]`)?.textContent.includes("Renamed"), id);
+  await page.click(`#items button[aria-label="Delete ${id}"]`);
+  assert.equal(await rowCount(page, `#items tr[data-id="${id}"]`), 1, "one press does not delete");
+  await page.click(`#items button[aria-label="Confirm: delete ${id}"]`);
+  await page.waitForSelector(`#changes li[data-collection=customers][data-operation=delete][data-id="${id}"]`, { timeout: 10_000 });
+  await page.waitForSelector(`#items tr[data-id="${id}"]`, { state: "detached" });
+
   if (SCREENSHOTS) {
     // A few seconds of traffic, so the chart in the picture has something to show.
     for (let i = 0; i < 60; i++) {

@@ -5,7 +5,7 @@
 
 pub mod api;
 
-use axum::extract::Path;
+use crate::api_error::ApiPath as Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
