@@ -184,6 +184,12 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         connections: connections.clone(),
         auth: auth.clone(),
     });
+    let console_api = Arc::new(crate::console::api::ConsoleApi {
+        router: groups.clone(),
+        schema: schema.clone(),
+        auth: auth.clone(),
+        api_name: config.api_name.clone(),
+    });
     let accept = Arc::new(AcceptState::default());
     let own = Router::new()
         .route(
@@ -213,6 +219,8 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         .merge(channels::rest::routes(channels_api))
         .merge(crate::realtime::routes(realtime))
         .merge(openapi)
+        .merge(crate::console::api::routes(console_api))
+        .merge(crate::console::routes())
         .method_not_allowed_fallback(crate::api_error::method_not_allowed);
     // The SignalR endpoint answers as ASP.NET Core does (plain text errors); every other
     // endpoint, and every unknown path, in the JSON error shape.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod channels;
 pub mod collections;
 pub mod config;
+pub mod console;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

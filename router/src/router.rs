@@ -304,6 +304,21 @@ impl Router {
         self.inner.tables.sessions.len()
     }
 
+    /// This node's sessions, `limit` of them from `offset` on, ordered by connection id (a
+    /// stable order, so pages do not shift as the map rehashes), with the total count.
+    pub fn sessions(&self, offset: usize, limit: usize) -> (usize, Vec<Arc<Session>>) {
+        let mut all: Vec<Arc<Session>> = self
+            .inner
+            .tables
+            .sessions
+            .iter()
+            .map(|s| s.clone())
+            .collect();
+        all.sort_unstable_by(|a, b| a.id().as_str().cmp(b.id().as_str()));
+        let count = all.len();
+        (count, all.into_iter().skip(offset).take(limit).collect())
+    }
+
     /// Groups with at least one member on this node.
     pub fn group_count(&self) -> usize {
         self.inner.tables.groups.len()

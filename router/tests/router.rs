@@ -275,3 +275,22 @@ fn nothing_attaches_to_a_session_that_is_disconnecting() {
     );
     assert!(router.with_live_session(&id, |_| ()).is_none());
 }
+
+#[tokio::test]
+async fn sessions_are_listed_in_pages_in_id_order() {
+    let router = Router::new();
+    let clients: Vec<_> = (0..5).map(|_| connect(&router, Tagged::new("a"))).collect();
+    let mut ids: Vec<String> = clients.iter().map(|c| c.id().to_owned()).collect();
+    ids.sort();
+    let (count, first) = router.sessions(0, 3);
+    let (_, rest) = router.sessions(3, 3);
+    assert_eq!(count, 5);
+    let listed: Vec<String> = first
+        .iter()
+        .chain(&rest)
+        .map(|s| s.id().as_str().to_owned())
+        .collect();
+    assert_eq!(listed, ids);
+    drop(clients);
+    assert_eq!(router.sessions(0, 10).0, 0);
+}

@@ -206,7 +206,7 @@ async fn members(
     }))
 }
 
-fn page_param(
+pub(crate) fn page_param(
     params: &[(String, String)],
     name: &str,
     default: usize,
