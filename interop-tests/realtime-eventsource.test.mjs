@@ -354,7 +354,12 @@ describe("/realtime with global = true", () => {
     await first.waitFor((events) => events.length >= 1, "the first write");
     const last = first.events[0].id;
     first.close();
+    // A stream that stays shows when the change feed has delivered the four: a stream opened
+    // before that would get the rest live, rightly, instead of the reload this test is about.
+    const watcher = await opened(server, { headers });
     for (let i = 0; i < 4; i++) await create(server, "orders", { note: `missed ${i}` });
+    await watcher.waitFor((events) => events.length >= 4, "the four writes delivered");
+    watcher.close();
     const resumed = await opened(server, { headers, lastEventId: last });
     await resumed.waitFor((events) => events.length >= 1, "reload");
     assert.equal(resumed.events[0].type, "reload");
