@@ -129,11 +129,24 @@ async function pollConnections() {
   renderConnections($("connections").tBodies[0], page.connections);
 }
 
+// Each channel's message count at the previous poll, for its rate.
+let lastChannels = { at: 0, messages: new Map() };
+
 async function pollChannels() {
   const page = await api("/api/_rt/channels?pageSize=100");
+  const at = performance.now();
+  const rates = new Map();
+  const seconds = (at - lastChannels.at) / 1000;
+  for (const c of page.channels) {
+    const before = lastChannels.messages.get(c.group);
+    if (before !== undefined && seconds > 0 && c.messages >= before) {
+      rates.set(c.group, (c.messages - before) / seconds);
+    }
+  }
+  lastChannels = { at, messages: new Map(page.channels.map((c) => [c.group, c.messages])) };
   $("stat-channels").textContent = page.count;
   $("channels-count").textContent = `(${page.count})`;
-  renderChannels($("channels").tBodies[0], page.channels, showMembers);
+  renderChannels($("channels").tBodies[0], page.channels, showMembers, rates);
 }
 
 async function showMembers(channel) {

@@ -56,9 +56,11 @@ export function renderConnections(body, connections) {
   }));
 }
 
-export function renderChannels(body, channels, showMembers) {
+export function renderChannels(body, channels, showMembers, rates = new Map()) {
   body.replaceChildren(...channels.map((c) => {
+    const rate = rates.get(c.group);
     const row = el("tr", {}, cell(c.channel), cell(String(c.members)),
+      cell(rate === undefined ? "–" : rate.toFixed(1)),
       el("td", {}, button("Members", `Members of ${c.channel}`, () => showMembers(c.channel))));
     row.dataset.channel = c.channel;
     return row;

@@ -83,6 +83,10 @@ async fn connections_and_channels_are_listed_in_pages() {
     ok(&alice.invoke("JoinGroup", json!(["app:room"])).await);
     ok(&alice.invoke("JoinGroup", json!(["app:lobby"])).await);
     ok(&anonymous.invoke("JoinGroup", json!(["app:room"])).await);
+    // Two sends to the room: its count, not its members', is what the console's rate reads.
+    for n in 0..2 {
+        ok(&alice.invoke("SendToGroup", json!(["app:room", n])).await);
+    }
 
     let (status, body) = get(&server, "/api/_rt/connections", Some(SERVER_KEY)).await;
     assert_eq!(status, 200, "{body}");
@@ -134,8 +138,8 @@ async fn connections_and_channels_are_listed_in_pages() {
     assert_eq!(
         body["channels"],
         json!([
-            {"channel": "lobby", "group": "app:lobby", "members": 1},
-            {"channel": "room", "group": "app:room", "members": 2},
+            {"channel": "lobby", "group": "app:lobby", "members": 1, "messages": 0},
+            {"channel": "room", "group": "app:room", "members": 2, "messages": 2},
         ])
     );
 }

@@ -324,10 +324,12 @@ impl Router {
         self.inner.tables.groups.len()
     }
 
-    /// Each group with members on this node, with how many.
-    pub fn for_each_group(&self, mut visit: impl FnMut(&str, usize)) {
+    /// Each group with members on this node: its name, how many, and the messages sent to it
+    /// here since it got its first member here.
+    pub fn for_each_group(&self, mut visit: impl FnMut(&str, usize, u64)) {
         for group in self.inner.tables.groups.iter() {
-            visit(group.key(), group.seats.len());
+            let messages = group.messages.load(std::sync::atomic::Ordering::Relaxed);
+            visit(group.key(), group.seats.len(), messages);
         }
     }
 
@@ -416,14 +418,14 @@ impl Inner {
                 }
             }
             Target::Group(group) => {
-                if let Some(seats) = Tables::snapshot(&tables.groups, group) {
+                if let Some(seats) = Tables::sending_to(&tables.groups, group) {
                     for seat in seats.iter() {
                         push(&seat.session, &mut frames, &mut delivery);
                     }
                 }
             }
             Target::GroupExcept { group, except } => {
-                if let Some(seats) = Tables::snapshot(&tables.groups, group) {
+                if let Some(seats) = Tables::sending_to(&tables.groups, group) {
                     for seat in seats
                         .iter()
                         .filter(|s| s.session.id().as_str() != &**except)
@@ -435,7 +437,7 @@ impl Inner {
             Target::Groups(groups) => {
                 let mut seen = HashSet::new();
                 for group in groups {
-                    let Some(seats) = Tables::snapshot(&tables.groups, group) else {
+                    let Some(seats) = Tables::sending_to(&tables.groups, group) else {
                         continue;
                     };
                     for seat in seats.iter() {

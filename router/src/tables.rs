@@ -23,6 +23,9 @@ pub(crate) struct Seat {
 #[derive(Default)]
 pub(crate) struct Seats {
     pub seats: IndexMap<Arc<str>, Seat>,
+    /// Messages sent to the group on this node since it got its first member here (one count
+    /// per send, whatever the number of members), for channel message rates.
+    pub messages: std::sync::atomic::AtomicU64,
     /// The seats as of the last send, or `None` after churn. Behind its own lock so that
     /// senders, who hold the shard only for reading, can rebuild it.
     snapshot: Mutex<Option<Arc<[Seat]>>>,
@@ -98,5 +101,15 @@ impl Tables {
 
     pub fn snapshot(table: &DashMap<Arc<str>, Seats>, name: &str) -> Option<Arc<[Seat]>> {
         table.get(name).map(|seats| seats.snapshot())
+    }
+
+    /// The snapshot of a group a message is being sent to, counting the send.
+    pub fn sending_to(table: &DashMap<Arc<str>, Seats>, name: &str) -> Option<Arc<[Seat]>> {
+        table.get(name).map(|seats| {
+            seats
+                .messages
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            seats.snapshot()
+        })
     }
 }

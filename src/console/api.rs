@@ -80,7 +80,8 @@ async fn connections(
 }
 
 /// `?pageNo=1&pageSize=100`: `{count, pageNo, pageSize, channels: [{channel, group,
-/// members}]}` for the groups with members on this node, by name. Internal groups (users',
+/// members, messages}]}` for the groups with members on this node, by name (`messages`: sent
+/// to the channel here since it got its first member here; the console turns it into a rate). Internal groups (users',
 /// collections' listeners: their names contain '/') are not channels and are left out.
 async fn channels(
     State(api): State<Arc<ConsoleApi>>,
@@ -88,10 +89,10 @@ async fn channels(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let (page_no, page_size) = pages(query.as_deref())?;
-    let mut groups: Vec<(String, usize)> = Vec::new();
-    api.router.for_each_group(|name, members| {
+    let mut groups: Vec<(String, usize, u64)> = Vec::new();
+    api.router.for_each_group(|name, members, messages| {
         if !name.contains('/') {
-            groups.push((name.to_owned(), members));
+            groups.push((name.to_owned(), members, messages));
         }
     });
     groups.sort_unstable();
@@ -102,9 +103,9 @@ async fn channels(
         .into_iter()
         .skip(offset)
         .take(page_size)
-        .map(|(group, members)| {
+        .map(|(group, members, messages)| {
             let channel = group.strip_prefix(&prefix).unwrap_or(&group).to_owned();
-            json!({ "channel": channel, "group": group, "members": members })
+            json!({ "channel": channel, "group": group, "members": members, "messages": messages })
         })
         .collect();
     Ok(Json(json!({

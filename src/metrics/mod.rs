@@ -236,7 +236,7 @@ impl Metrics {
             follow(&m.slow_consumers, &labels, p.slow_consumer_closes);
         }
         let mut counts = [(0i64, 0i64); 2];
-        router.for_each_group(|name, members| {
+        router.for_each_group(|name, members, _| {
             // Internal group names contain '/', which channel names cannot.
             let kind = usize::from(name.contains('/'));
             counts[kind].0 += 1;
