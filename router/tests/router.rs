@@ -199,8 +199,14 @@ async fn churn_between_sends_shows_in_the_next_send() {
     );
     router.join(clients[0].id(), "g", MEMBER).await.unwrap();
     let mut counted = Vec::new();
-    router.for_each_group(|name, members, messages| counted.push((name.to_owned(), members, messages)));
-    assert_eq!(counted, [("g".to_owned(), 5, 2)], "two sends, whatever the members");
+    router.for_each_group(|name, members, messages| {
+        counted.push((name.to_owned(), members, messages))
+    });
+    assert_eq!(
+        counted,
+        [("g".to_owned(), 5, 2)],
+        "two sends, whatever the members"
+    );
     let page = router.members("g", 3, 10);
     assert_eq!(page.count, 5);
     assert_eq!(page.members.len(), 2);
