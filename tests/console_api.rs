@@ -4,70 +4,40 @@
 
 mod collections_support;
 
-use collections_support::{start_configured, Db, Server, TestDb};
-use jsonwebtoken::{encode, EncodingKey, Header};
+use collections_support::{
+    keys_config, ok, start_configured, user_token, Db, TestDb, CLIENT_KEY, SERVER_KEY,
+};
 use serde_json::{json, Value};
-
-const SECRET: &str = "console-test-secret-of-32-bytes!!!";
-const SERVER_KEY: &str = "console-server-key-0123456789";
-const CLIENT_KEY: &str = "console-client-key-0123456789";
-
-fn config() -> String {
-    format!(
-        "[auth]\njwt_secret = \"{SECRET}\"\n\n[[api_keys]]\nkey = \"{SERVER_KEY}\"\nrole = \"server\"\n\n[[api_keys]]\nkey = \"{CLIENT_KEY}\"\nrole = \"client\"\n"
-    )
-}
-
-fn user_token(sub: &str) -> String {
-    let exp = jsonwebtoken::get_current_timestamp() + 600;
-    encode(
-        &Header::default(),
-        &json!({"sub": sub, "exp": exp}),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-async fn get(server: &Server, path: &str, key: Option<&str>) -> (u16, Value) {
-    let mut request = server.http.get(server.url(path));
-    if let Some(key) = key {
-        request = request.header("x-apikey", key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
-fn ok(completion: &Value) -> &Value {
-    assert!(completion.get("error").is_none(), "{completion}");
-    &completion["result"]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_reads_are_for_the_server_only() {
     let database = TestDb::new(Db::Sqlite).await;
-    let server = start_configured(&database.url, Some(&config())).await;
+    let server = start_configured(&database.url, Some(&keys_config())).await;
     for path in [
         "/api/_rt/connections",
         "/api/_rt/channels",
         "/api/_rt/schema",
     ] {
-        let (status, body) = get(&server, path, None).await;
+        let (status, body) = server.get_as(path, None).await;
         assert_eq!(
             (status, &body["error"]["code"]),
             (401, &json!("unauthorized")),
             "{path}"
         );
-        let (status, body) = get(&server, path, Some(CLIENT_KEY)).await;
+        let (status, body) = server.get_as(path, Some(CLIENT_KEY)).await;
         assert_eq!(
             (status, &body["error"]["code"]),
             (403, &json!("forbidden")),
             "{path}"
         );
-        let (status, body) = get(&server, path, Some("not-a-key-at-all-0123456789")).await;
+        let (status, body) = server
+            .get_as(path, Some("not-a-key-at-all-0123456789"))
+            .await;
         assert_eq!(status, 401, "{path}: {body}");
     }
-    let (status, body) = get(&server, "/api/_rt/connections?pageSize=0", Some(SERVER_KEY)).await;
+    let (status, body) = server
+        .get_as("/api/_rt/connections?pageSize=0", Some(SERVER_KEY))
+        .await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (400, &json!("bad_request"))
@@ -77,7 +47,7 @@ async fn the_console_reads_are_for_the_server_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_and_channels_are_listed_in_pages() {
     let database = TestDb::new(Db::Sqlite).await;
-    let server = start_configured(&database.url, Some(&config())).await;
+    let server = start_configured(&database.url, Some(&keys_config())).await;
     let mut alice = server.hub_as(Some(&user_token("alice"))).await;
     let mut anonymous = server.hub().await;
     ok(&alice.invoke("JoinGroup", json!(["app:room"])).await);
@@ -88,7 +58,9 @@ async fn connections_and_channels_are_listed_in_pages() {
         ok(&alice.invoke("SendToGroup", json!(["app:room", n])).await);
     }
 
-    let (status, body) = get(&server, "/api/_rt/connections", Some(SERVER_KEY)).await;
+    let (status, body) = server
+        .get_as("/api/_rt/connections", Some(SERVER_KEY))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (&body["count"], &body["pageNo"], &body["pageSize"]),
@@ -122,17 +94,14 @@ async fn connections_and_channels_are_listed_in_pages() {
     assert!(groups.contains(&json!("app:room")) && groups.contains(&json!("app:lobby")));
     assert_eq!(of(&anonymous.connection_id)["userId"], Value::Null);
 
-    let (_, page) = get(
-        &server,
-        "/api/_rt/connections?pageSize=1&pageNo=2",
-        Some(SERVER_KEY),
-    )
-    .await;
+    let (_, page) = server
+        .get_as("/api/_rt/connections?pageSize=1&pageNo=2", Some(SERVER_KEY))
+        .await;
     assert_eq!(page["count"], 2);
     assert_eq!(page["connections"][0]["connectionId"], json!(ids[1]));
 
     // Channels by name, bare and as groups; internal groups (with '/') are left out.
-    let (status, body) = get(&server, "/api/_rt/channels", Some(SERVER_KEY)).await;
+    let (status, body) = server.get_as("/api/_rt/channels", Some(SERVER_KEY)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["count"], 2, "{body}");
     assert_eq!(
@@ -147,8 +116,8 @@ async fn connections_and_channels_are_listed_in_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_and_the_console_page_are_served() {
     let database = TestDb::new(Db::Sqlite).await;
-    let server = start_configured(&database.url, Some(&config())).await;
-    let (status, body) = get(&server, "/api/_rt/schema", Some(SERVER_KEY)).await;
+    let server = start_configured(&database.url, Some(&keys_config())).await;
+    let (status, body) = server.get_as("/api/_rt/schema", Some(SERVER_KEY)).await;
     assert_eq!(status, 200, "{body}");
     let collections = body["collections"].as_array().unwrap();
     let orders = collections.iter().find(|c| c["name"] == "orders").unwrap();
@@ -181,6 +150,6 @@ async fn the_schema_and_the_console_page_are_served() {
         .unwrap();
     assert_eq!(bundle.status().as_u16(), 200);
     assert!(bundle.text().await.unwrap().contains("MIT License"));
-    let (status, body) = get(&server, "/_console/missing.js", None).await;
+    let (status, body) = server.get_as("/_console/missing.js", None).await;
     assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
 }

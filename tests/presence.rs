@@ -3,52 +3,21 @@
 
 mod collections_support;
 
-use collections_support::{start_configured, Db, Server, TestDb};
-use jsonwebtoken::{encode, EncodingKey, Header};
+use collections_support::{
+    keys_config, ok, start_configured, user_token, Db, TestDb, CLIENT_KEY, SERVER_KEY,
+};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const SECRET: &str = "presence-test-secret-of-32-bytes!!";
-const SERVER_KEY: &str = "presence-server-key-0123456789";
-const CLIENT_KEY: &str = "presence-client-key-0123456789";
-
-fn config() -> String {
-    format!(
-        "[auth]\njwt_secret = \"{SECRET}\"\n\n[[api_keys]]\nkey = \"{SERVER_KEY}\"\nrole = \"server\"\n\n[[api_keys]]\nkey = \"{CLIENT_KEY}\"\nrole = \"client\"\n"
-    )
-}
-
-fn user_token(sub: &str) -> String {
-    let exp = jsonwebtoken::get_current_timestamp() + 600;
-    encode(
-        &Header::default(),
-        &json!({"sub": sub, "exp": exp}),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-async fn members(server: &Server, query: &str, key: Option<&str>) -> (u16, Value) {
-    let mut request = server
-        .http
-        .get(server.url(&format!("/api/_rt/channels/{query}")));
-    if let Some(key) = key {
-        request = request.header("x-apikey", key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
-fn ok(completion: &Value) -> &Value {
-    assert!(completion.get("error").is_none(), "{completion}");
-    &completion["result"]
+/// The presence path of `query` (`room/members?pageSize=2`).
+fn channels(query: &str) -> String {
+    format!("/api/_rt/channels/{query}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_are_listed_with_the_channel_rules() {
     let database = TestDb::new(Db::Sqlite).await;
-    let server = start_configured(&database.url, Some(&config())).await;
+    let server = start_configured(&database.url, Some(&keys_config())).await;
     let mut alice = server.hub_as(Some(&user_token("alice"))).await;
     let mut bob = server.hub_as(Some(&user_token("bob"))).await;
     let mut anonymous = server.hub().await;
@@ -57,14 +26,18 @@ async fn members_are_listed_with_the_channel_rules() {
     }
 
     // REST: the server identity only.
-    let (status, body) = members(&server, "room/members", None).await;
+    let (status, body) = server.get_as(&channels("room/members"), None).await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (401, &json!("unauthorized"))
     );
-    let (status, body) = members(&server, "room/members", Some(CLIENT_KEY)).await;
+    let (status, body) = server
+        .get_as(&channels("room/members"), Some(CLIENT_KEY))
+        .await;
     assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
-    let (status, body) = members(&server, "room/members", Some(SERVER_KEY)).await;
+    let (status, body) = server
+        .get_as(&channels("room/members"), Some(SERVER_KEY))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (&body["count"], &body["pageNo"], &body["pageSize"]),
@@ -109,12 +82,12 @@ async fn members_are_listed_with_the_channel_rules() {
     );
 
     // Pages.
-    let (_, page) = members(
-        &server,
-        "room/members?pageSize=2&pageNo=2",
-        Some(SERVER_KEY),
-    )
-    .await;
+    let (_, page) = server
+        .get_as(
+            &channels("room/members?pageSize=2&pageNo=2"),
+            Some(SERVER_KEY),
+        )
+        .await;
     assert_eq!(page["count"], 3);
     assert_eq!(page["members"].as_array().unwrap().len(), 1);
     assert_eq!(
@@ -126,18 +99,24 @@ async fn members_are_listed_with_the_channel_rules() {
         "room/members?pageSize=1001",
         "room/members?pageNo=x",
     ] {
-        let (status, body) = members(&server, bad, Some(SERVER_KEY)).await;
+        let (status, body) = server.get_as(&channels(bad), Some(SERVER_KEY)).await;
         assert_eq!(
             (status, &body["error"]["code"]),
             (400, &json!("bad_request")),
             "{bad}"
         );
     }
-    let (status, _) = members(&server, "bad%20name/members", Some(SERVER_KEY)).await;
+    let (status, _) = server
+        .get_as(&channels("bad%20name/members"), Some(SERVER_KEY))
+        .await;
     assert_eq!(status, 400, "an invalid channel name");
-    let (status, body) = members(&server, "customers/members", Some(SERVER_KEY)).await;
+    let (status, body) = server
+        .get_as(&channels("customers/members"), Some(SERVER_KEY))
+        .await;
     assert_eq!(status, 400, "an entity channel: {body}");
-    let (_, empty) = members(&server, "nobody-here/members", Some(SERVER_KEY)).await;
+    let (_, empty) = server
+        .get_as(&channels("nobody-here/members"), Some(SERVER_KEY))
+        .await;
     assert_eq!(empty["count"], 0);
 
     // The hub method: others' connection ids stay hidden from a client.
@@ -165,7 +144,9 @@ async fn members_are_listed_with_the_channel_rules() {
         .await
         .unwrap();
     assert_eq!(join.status(), 200);
-    let (_, private) = members(&server, "room:1/members", Some(SERVER_KEY)).await;
+    let (_, private) = server
+        .get_as(&channels("room:1/members"), Some(SERVER_KEY))
+        .await;
     assert_eq!(private["members"][0]["readOnly"], true);
     let refused = alice.invoke("GroupMembers", json!(["app:room:1"])).await;
     assert!(
@@ -182,7 +163,9 @@ async fn members_are_listed_with_the_channel_rules() {
     drop(bob);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, body) = members(&server, "room/members", Some(SERVER_KEY)).await;
+        let (_, body) = server
+            .get_as(&channels("room/members"), Some(SERVER_KEY))
+            .await;
         if body["count"] == 2 {
             break;
         }

@@ -50,6 +50,34 @@ pub const SCHEMA: &str = r#"{ "collections": [
 
 /// The server key of [`start`]'s server.
 pub const SERVER_KEY: &str = "test-server-key-0123456789";
+/// A client key in [`keys_config`].
+pub const CLIENT_KEY: &str = "test-client-key-0123456789";
+/// The HS256 secret of [`keys_config`], for [`user_token`].
+pub const JWT_SECRET: &str = "test-jwt-secret-of-at-least-32-bytes";
+
+/// A config with users' JWTs ([`user_token`]), [`SERVER_KEY`] and [`CLIENT_KEY`].
+pub fn keys_config() -> String {
+    format!(
+        "[auth]\njwt_secret = \"{JWT_SECRET}\"\n\n[[api_keys]]\nkey = \"{SERVER_KEY}\"\nrole = \"server\"\n\n[[api_keys]]\nkey = \"{CLIENT_KEY}\"\nrole = \"client\"\n"
+    )
+}
+
+/// A user's token for [`keys_config`], valid for ten minutes.
+pub fn user_token(sub: &str) -> String {
+    let exp = jsonwebtoken::get_current_timestamp() + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": sub, "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A completion's result, failing on an error completion.
+pub fn ok(completion: &Value) -> &Value {
+    assert!(completion.get("error").is_none(), "{completion}");
+    &completion["result"]
+}
 
 /// Each scenario as two tests, one per database.
 #[macro_export]
@@ -241,6 +269,17 @@ impl Server {
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.call(reqwest::Method::GET, path, None).await
+    }
+
+    /// `GET path` with `x-apikey: key` when given.
+    pub async fn get_as(&self, path: &str, key: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(key) = key {
+            request = request.header("x-apikey", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// A SignalR JSON connection over a raw WebSocket, handshake done.
