@@ -139,6 +139,54 @@ mod tests {
         );
     }
 
+    /// An application's own hub protocol that implements only the required methods: the
+    /// default `encode_object_invocation` goes through its `encode_invocation`.
+    struct OwnProtocol;
+
+    impl HubProtocol for OwnProtocol {
+        fn name(&self) -> &'static str {
+            "own"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn transfer_format(&self) -> negotiate::TransferFormat {
+            negotiate::TransferFormat::Text
+        }
+        fn decode(
+            &self,
+            input: &mut bytes::BytesMut,
+            limit: usize,
+        ) -> Result<crate::protocol::Decoded, crate::protocol::ProtocolError> {
+            JsonHubProtocol.decode(input, limit)
+        }
+        fn encode_message(&self, message: &crate::protocol::HubMessage, out: &mut Vec<u8>) {
+            JsonHubProtocol.encode_message(message, out)
+        }
+        fn encode_invocation(
+            &self,
+            target: &str,
+            arguments: &[serde_json::Value],
+            out: &mut Vec<u8>,
+        ) {
+            JsonHubProtocol.encode_invocation(target, arguments, out)
+        }
+    }
+
+    #[test]
+    fn a_protocol_without_the_direct_writer_gets_the_same_bytes_by_default() {
+        let own = HubEncoder::new(Arc::new(OwnProtocol));
+        let json = HubEncoder::new(Arc::new(JsonHubProtocol));
+        assert_eq!(own.protocol().as_str(), "signalr.own");
+        let message = Outbound::Group(GroupMessage {
+            group: "app:g".into(),
+            data: Payload::Json(json!({"n": [1, -2, 2.5]})),
+            from_user_id: None,
+            from_connection_id: Some("c".into()),
+        });
+        assert_eq!(whole(own.encode(&message)), whole(json.encode(&message)));
+    }
+
     /// The direct writers make exactly the bytes of the same object as a `Value`.
     #[test]
     fn object_invocations_are_the_bytes_of_the_same_value() {
