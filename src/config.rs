@@ -147,6 +147,8 @@ struct FileConfig {
     signalr: FileSignalr,
     #[serde(default)]
     realtime: crate::realtime::config::FileRealtime,
+    #[serde(default)]
+    webpubsub: crate::webpubsub::config::FileWebPubSub,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +210,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub signalr: SignalrConfig,
     pub realtime: crate::realtime::RealtimeConfig,
+    pub webpubsub: crate::webpubsub::WebPubSubConfig,
     /// A bearer token that may read `/metrics` on a non-loopback listener.
     pub metrics_token: Option<String>,
 }
@@ -380,6 +383,10 @@ impl Config {
                 });
             }
         }
+        let server_key = api_keys
+            .iter()
+            .find(|k| k.role == KeyRole::Server)
+            .map(|k| k.key.clone());
         let auth = AuthSettings {
             jwt,
             issuer: cli.jwt_issuer.or(file.auth.jwt_issuer),
@@ -419,6 +426,8 @@ impl Config {
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             signalr,
             realtime: crate::realtime::RealtimeConfig::resolve(file.realtime)?,
+            webpubsub: crate::webpubsub::WebPubSubConfig::resolve(file.webpubsub)?
+                .with_default_key(server_key.as_deref()),
             metrics_token: file.metrics_token.filter(|t| !t.is_empty()),
         })
     }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod realtime;
 pub mod server;
+pub mod webpubsub;
 
 pub use config::{Cli, Config};
 pub use server::{RunningServer, ServerError};

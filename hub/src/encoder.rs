@@ -2,7 +2,7 @@
 //! invocation, a change the `change` invocation (PRODUCT.md section 5), an application's
 //! invocation itself. One encoder per hub protocol, shared by its connections.
 
-use crate::protocol::{Field, HubProtocol};
+use crate::protocol::{Close, Field, HubMessage, HubProtocol};
 use bytes::Bytes;
 use router::{Encoder, Frame, Outbound, Payload, ProtocolId};
 use std::sync::Arc;
@@ -76,6 +76,34 @@ impl Encoder for HubEncoder {
             Outbound::Invocation(invocation) => {
                 self.protocol
                     .encode_invocation(&invocation.target, &invocation.arguments, &mut out)
+            }
+            // A server message outside any group: the `message` shape with a null group.
+            Outbound::Direct(message) => {
+                let binary;
+                let data = match &message.data {
+                    Payload::Json(value) => Field::Value(value),
+                    Payload::Text(text) => Field::Str(text),
+                    Payload::Binary(_) => {
+                        binary = message.data.to_json();
+                        Field::Value(&binary)
+                    }
+                };
+                let argument = [
+                    ("group", Field::Null),
+                    ("data", data),
+                    ("fromUserId", Field::Null),
+                    ("fromConnectionId", Field::Null),
+                ];
+                self.protocol
+                    .encode_object_invocation("message", &argument, &mut out)
+            }
+            // The server ends the connection: a Close the client does not reconnect after.
+            Outbound::Close(close) => {
+                let message = HubMessage::Close(Close {
+                    error: close.reason.as_deref().map(str::to_owned),
+                    allow_reconnect: false,
+                });
+                return Some(Frame::Whole(self.protocol.to_bytes(&message)));
             }
             // Custom events are `/realtime`'s; SignalR clients have no method for them.
             Outbound::Event(_) => return None,

@@ -125,6 +125,10 @@ impl<'a> EncodeOnce<'a> {
         self.slot(encoder).frame.as_ref()
     }
 
+    pub fn message(&self) -> &'a Outbound {
+        self.message
+    }
+
     /// How many times the message was encoded.
     pub fn encodings(&self) -> usize {
         self.encodings

@@ -54,7 +54,8 @@ pub use backplane::{
 };
 pub use encode::{EncodeOnce, Encoder, Frame, ProtocolId, Slot};
 pub use message::{
-    ChangeMessage, CustomEvent, GroupMessage, Invocation, Operation, Outbound, Payload,
+    ChangeMessage, CustomEvent, DirectMessage, Disconnect, GroupMessage, Invocation, Operation,
+    Outbound, Payload,
 };
 pub use observer::SessionObserver;
 pub use router::{Delivery, MemberInfo, Members, Registration, Router, RouterError};

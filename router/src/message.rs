@@ -141,6 +141,20 @@ impl Invocation {
     }
 }
 
+/// A message from the server to connections it names (everyone, a user, a connection), not
+/// through a group: Web PubSub's `from: "server"` messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectMessage {
+    pub data: Payload,
+}
+
+/// The server ends connections: each protocol writes its last words (SignalR's `Close`, Web
+/// PubSub's `system/disconnected`) and the connection closes for good, without recovery.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Disconnect {
+    pub reason: Option<Arc<str>>,
+}
+
 /// Everything the router delivers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
@@ -148,6 +162,9 @@ pub enum Outbound {
     Change(ChangeMessage),
     Event(CustomEvent),
     Invocation(Invocation),
+    Direct(DirectMessage),
+    /// Close the recipients; its frame, if the protocol has one, is their last.
+    Close(Disconnect),
 }
 
 impl From<GroupMessage> for Outbound {

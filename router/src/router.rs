@@ -2,7 +2,7 @@
 
 use crate::backplane::{Backplane, BackplaneError, BackplaneHandler, Command, Envelope};
 use crate::backplane::{NoBackplane, NodeId, Reply};
-use crate::encode::{EncodeOnce, ProtocolId};
+use crate::encode::{EncodeOnce, Frame, ProtocolId};
 use crate::message::Outbound;
 use crate::observer::SessionObserver;
 use crate::session::{Membership, Session};
@@ -406,21 +406,31 @@ impl Inner {
 
     /// The local part of a send.
     fn deliver(&self, target: &Target, message: &Outbound) -> Delivery {
-        let tables = &self.tables;
         let mut frames = EncodeOnce::new(message);
         let mut delivery = Delivery::default();
+        self.recipients(target, &mut |session| {
+            push(session, &mut frames, &mut delivery)
+        });
+        delivery.encodings = frames.encodings();
+        self.stats.sent(frames.slots());
+        delivery
+    }
+
+    /// Call `to` once for each local connection `target` names.
+    fn recipients(&self, target: &Target, to: &mut dyn FnMut(&Session)) {
+        let tables = &self.tables;
         match target {
             Target::All => {
                 let sessions: Vec<Arc<Session>> =
                     tables.sessions.iter().map(|s| s.clone()).collect();
                 for session in &sessions {
-                    push(session, &mut frames, &mut delivery);
+                    to(session);
                 }
             }
             Target::Group(group) => {
                 if let Some(seats) = Tables::sending_to(&tables.groups, group) {
                     for seat in seats.iter() {
-                        push(&seat.session, &mut frames, &mut delivery);
+                        to(&seat.session);
                     }
                 }
             }
@@ -430,7 +440,7 @@ impl Inner {
                         .iter()
                         .filter(|s| s.session.id().as_str() != &**except)
                     {
-                        push(&seat.session, &mut frames, &mut delivery);
+                        to(&seat.session);
                     }
                 }
             }
@@ -442,14 +452,14 @@ impl Inner {
                     };
                     for seat in seats.iter() {
                         if seen.insert(seat.session.id().as_arc().clone()) {
-                            push(&seat.session, &mut frames, &mut delivery);
+                            to(&seat.session);
                         }
                     }
                 }
             }
             Target::Connection(id) => {
                 if let Some(session) = tables.sessions.get(&**id).map(|s| s.clone()) {
-                    push(&session, &mut frames, &mut delivery);
+                    to(&session);
                 }
             }
             Target::Connections(ids) => {
@@ -459,29 +469,43 @@ impl Inner {
                         continue;
                     }
                     if let Some(session) = tables.sessions.get(&**id).map(|s| s.clone()) {
-                        push(&session, &mut frames, &mut delivery);
+                        to(&session);
                     }
                 }
             }
             Target::User(user) => {
                 if let Some(seats) = Tables::snapshot(&tables.users, user) {
                     for seat in seats.iter() {
-                        push(&seat.session, &mut frames, &mut delivery);
+                        to(&seat.session);
                     }
                 }
             }
+            Target::Excluding { target, except } => {
+                let mut inner = |session: &Session| {
+                    if !except.iter().any(|id| **id == *session.id().as_str()) {
+                        to(session);
+                    }
+                };
+                self.recipients(target, &mut inner);
+            }
         }
-        delivery.encodings = frames.encodings();
-        self.stats.sent(frames.slots());
-        delivery
     }
 }
 
 fn push(session: &Session, frames: &mut EncodeOnce<'_>, delivery: &mut Delivery) {
+    let closing = matches!(frames.message(), Outbound::Close(_));
     let slot = frames.slot(session.encoder());
-    let pushed = match &slot.frame {
-        Some(frame) => frame.push_to(session.outbox()),
-        None => return,
+    let pushed = match (&slot.frame, closing) {
+        (Some(Frame::Whole(frame)), true) => {
+            session.outbox().push_and_close(frame.clone());
+            Ok(())
+        }
+        (_, true) => {
+            session.outbox().close();
+            Ok(())
+        }
+        (Some(frame), false) => frame.push_to(session.outbox()),
+        (None, false) => return,
     };
     match pushed {
         Ok(()) => {

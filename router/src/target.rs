@@ -20,6 +20,11 @@ pub enum Target {
     Connections(Vec<Arc<str>>),
     /// Every connection of a user (identity kind `User`).
     User(Arc<str>),
+    /// Another target's connections but these (Web PubSub's `excluded` ids).
+    Excluding {
+        target: Box<Target>,
+        except: Arc<[Arc<str>]>,
+    },
 }
 
 impl Target {
@@ -31,6 +36,18 @@ impl Target {
         Target::Connection(id.into())
     }
 
+    /// This target without the connections `except` (itself when `except` is empty).
+    pub fn excluding(self, except: Vec<Arc<str>>) -> Self {
+        if except.is_empty() {
+            self
+        } else {
+            Target::Excluding {
+                target: Box::new(self),
+                except: except.into(),
+            }
+        }
+    }
+
     /// The groups whose subscribers (nodes with members) a backplane must reach; `None` for
     /// targets that are not about groups.
     pub fn groups(&self) -> Option<&[Arc<str>]> {
@@ -39,6 +56,7 @@ impl Target {
                 Some(std::slice::from_ref(group))
             }
             Target::Groups(groups) => Some(groups),
+            Target::Excluding { target, .. } => target.groups(),
             _ => None,
         }
     }

@@ -140,8 +140,17 @@ async fn every_target_reaches_exactly_its_sessions() {
     );
     assert_eq!(send(Target::connection("unknown")), 0);
     assert_eq!(send(Target::group("unknown")), 0);
-    assert_eq!(alice_1.frames().await.len(), 4);
-    assert_eq!(alice_2.frames().await.len(), 3);
+    assert_eq!(
+        send(Target::All.excluding(vec![bob.id().into(), anonymous.id().into()])),
+        2,
+        "excluded ids"
+    );
+    assert_eq!(
+        send(Target::User("alice".into()).excluding(vec![alice_2.id().into()])),
+        1
+    );
+    assert_eq!(alice_1.frames().await.len(), 6);
+    assert_eq!(alice_2.frames().await.len(), 4);
     assert_eq!(bob.frames().await.len(), 5);
     assert_eq!(anonymous.frames().await.len(), 2);
     drop(alice_1);
@@ -302,4 +311,37 @@ async fn sessions_are_listed_in_pages_in_id_order() {
     assert_eq!(listed, ids);
     drop(clients);
     assert_eq!(router.sessions(0, 10).0, 0);
+}
+
+#[tokio::test]
+async fn a_close_is_each_recipients_last_frame_and_ends_it() {
+    let router = Router::new();
+    let tag = Tagged::new("t");
+    let stays = connect(&router, tag.clone());
+    let leaves = connect(&router, tag.clone());
+    for client in [&stays, &leaves] {
+        router.join(client.id(), "g", MEMBER).await.unwrap();
+    }
+    let close = router::Disconnect {
+        reason: Some("bye".into()),
+    };
+    let delivery = router.send(
+        Target::group("g").excluding(vec![stays.id().into()]),
+        Scope::Local,
+        Arc::new(Outbound::Close(close)),
+    );
+    assert_eq!(delivery.delivered, 1);
+    assert!(stays.outbox.is_open());
+    assert!(!leaves.outbox.is_open());
+    let mut batch = std::collections::VecDeque::new();
+    assert_eq!(leaves.outbox.next(&mut batch).await, rt_core::Next::Frames);
+    assert_eq!(batch, [bytes::Bytes::from("t: close Some(\"bye\")")]);
+    assert_eq!(leaves.outbox.next(&mut batch).await, rt_core::Next::Close);
+    assert_eq!(
+        router
+            .send(Target::group("g"), Scope::Local, message("g", 1))
+            .delivered,
+        1,
+        "nothing more is queued for a closed connection"
+    );
 }

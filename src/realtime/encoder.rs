@@ -20,7 +20,10 @@ impl Encoder for SseEncoder {
             Outbound::Change(change) => change_frame(change),
             Outbound::Event(event) => event_frame(event),
             // Channel messages and invocations are other protocols'.
-            Outbound::Group(_) | Outbound::Invocation(_) => return None,
+            Outbound::Group(_)
+            | Outbound::Invocation(_)
+            | Outbound::Direct(_)
+            | Outbound::Close(_) => return None,
         };
         Some(Frame::Whole(frame))
     }

@@ -34,6 +34,8 @@ pub fn describe(message: &Outbound) -> String {
         Outbound::Change(c) => format!("change {}", c.seq),
         Outbound::Event(e) => format!("event {}", e.name),
         Outbound::Invocation(i) => format!("invoke {}", i.target),
+        Outbound::Direct(d) => format!("direct {}", d.data.to_json()),
+        Outbound::Close(c) => format!("close {:?}", c.reason),
     }
 }
 
