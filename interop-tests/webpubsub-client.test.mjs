@@ -1,0 +1,248 @@
+// @azure/web-pubsub-client (1.1.0 and 1.0.4) against rthub's Web PubSub endpoint, with each
+// JSON subprotocol: connect, groups, payload types, noEcho, roles of SDK tokens, rthub's
+// channel rules as ack errors, duplicate ack ids, events and invocations without an event
+// handler, groups joined from the token, and a server-side close.
+import { test, before, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import {
+  MATRIX, HUB, WPS_KEY, startWpsServer, accessUrl, sdkUrl, startClient, stopClients,
+  expectAckError, waitForMessage, waitFor, sleep, group, withTimeout,
+} from "./helpers/webpubsub.mjs";
+import { post } from "./helpers/server.mjs";
+
+let server;
+before(async () => { server = await startWpsServer(); });
+after(async () => {
+  await stopClients();
+  await server?.stop();
+});
+
+const serverKey = { "x-apikey": WPS_KEY };
+const NO_RETRY = { messageRetryOptions: { maxRetries: 0 } };
+const bytes = (...values) => new Uint8Array(values).buffer;
+
+test("GET /api/_rt/ws: a text URL by default, { url, baseUrl, token } for application/json", async () => {
+  const text = await accessUrl(server);
+  const prefix = `ws://127.0.0.1:${server.port}/api/_rt/ws/client?access_token=`;
+  assert.ok(text.startsWith(prefix), `the text URL ${text} starts with ${prefix}`);
+  const json = await accessUrl(server, { json: true });
+  assert.deepEqual(Object.keys(json).sort(), ["baseUrl", "token", "url"]);
+  assert.equal(json.baseUrl, `ws://127.0.0.1:${server.port}/api/_rt/ws/client`);
+  assert.equal(json.url, `${json.baseUrl}?access_token=${json.token}`);
+  const refused = await fetch(`${server.origin}/api/_rt/ws`, { headers: { "x-apikey": "not-a-key-of-this-server" } });
+  assert.equal(refused.status, 401, "an unknown API key is refused");
+});
+
+// Sends a marker from `sender` to `markerGroup` (which `member` is in) and waits for it: a
+// message sent before it that was going to reach `member` has then arrived (one connection's
+// sends are routed in order), so its absence means something. A short grace covers reordering.
+async function barrier(sender, member, markerGroup) {
+  const marker = `marker-${Math.random()}`;
+  await sender.client.sendToGroup(markerGroup, marker, "text");
+  await waitForMessage(member, (m) => m.group === markerGroup && m.data === marker, `the marker on ${markerGroup}`);
+  await sleep(50);
+}
+
+for (const entry of MATRIX) {
+  const { reliable } = entry.protocol;
+  describe(entry.label, () => {
+    const user = (name) => ({ who: { user: `${name}-${entry.version}-${entry.protocol.name}` } });
+    const fromRt = async (name, options = {}) => startClient(entry, await accessUrl(server, user(name)), options);
+
+    test("connects with URLs from GET /api/_rt/ws (text and JSON) and from getClientAccessToken", async () => {
+      const a = await fromRt("alice");
+      assert.equal(typeof a.connectionId, "string");
+      assert.ok(a.connectionId.length > 0, "a non-empty connectionId");
+      assert.equal(a.userId, `alice-${entry.version}-${entry.protocol.name}`, "userId is the JWT's sub");
+      const { url } = await accessUrl(server, { ...user("bob"), json: true });
+      const b = await startClient(entry, url);
+      assert.equal(b.userId, `bob-${entry.version}-${entry.protocol.name}`);
+      assert.notEqual(b.connectionId, a.connectionId);
+      const sdk = await startClient(entry, await sdkUrl(server, { userId: "sdk-user", roles: ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"] }));
+      assert.equal(sdk.userId, "sdk-user", "userId is the SDK token's sub");
+      assert.ok(new URL(await sdkUrl(server)).pathname === `/client/hubs/${HUB}`);
+      const anonymous = await startClient(entry, await sdkUrl(server));
+      assert.ok(anonymous.userId == null, `an SDK token without userId connects with no user, got ${JSON.stringify(anonymous.userId)}`);
+    });
+
+    test("joinGroup, sendToGroup with json, text and binary data, leaveGroup — all acked", async () => {
+      const g = group("room");
+      const a = await fromRt("sender"), b = await fromRt("receiver");
+      assert.equal((await b.client.joinGroup(g)).isDuplicated, false);
+      const sent = await a.client.sendToGroup(g, { text: "hi ✓", n: [1, 2.5, -3], nested: { ok: true, none: null } }, "json");
+      assert.equal(sent.isDuplicated, false);
+      assert.equal(typeof sent.ackId, "number");
+      await a.client.sendToGroup(g, "plain text", "text");
+      await a.client.sendToGroup(g, bytes(0, 1, 2, 254, 255), "binary");
+      await waitFor(() => b.messages.length >= 3, "three group messages at the receiver", 10_000,
+        () => JSON.stringify(b.messages));
+      const [json, text, binary] = b.messages;
+      for (const m of b.messages) {
+        assert.equal(m.type, "message");
+        assert.equal(m.from, "group");
+        assert.equal(m.group, g);
+        assert.equal(m.fromUserId, a.userId);
+        if (reliable) assert.equal(typeof m.sequenceId, "number", `a reliable message carries sequenceId: ${JSON.stringify(m)}`);
+        else assert.equal(m.sequenceId, undefined, `a json.webpubsub.azure.v1 message has no sequenceId: ${JSON.stringify(m)}`);
+      }
+      if (reliable) assert.deepEqual(b.messages.map((m) => m.sequenceId), [1, 2, 3], "sequence ids count from 1 per connection");
+      assert.equal(json.dataType, "json");
+      assert.deepEqual(json.data, { text: "hi ✓", n: [1, 2.5, -3], nested: { ok: true, none: null } });
+      assert.equal(text.dataType, "text");
+      assert.equal(text.data, "plain text");
+      assert.equal(binary.dataType, "binary");
+      assert.ok(binary.data instanceof ArrayBuffer, "binary data arrives as an ArrayBuffer");
+      assert.deepEqual([...new Uint8Array(binary.data)], [0, 1, 2, 254, 255]);
+      assert.equal(a.messages.length, 0, "the sender is no member and gets nothing");
+
+      assert.equal((await b.client.leaveGroup(g)).isDuplicated, false);
+      const marker = group("marker");
+      await b.client.joinGroup(marker);
+      await a.client.sendToGroup(g, "after leave", "text");
+      await barrier(a, b, marker);
+      assert.ok(!b.messages.some((m) => m.data === "after leave"), "no message after leaveGroup");
+    });
+
+    test("a member sender gets its own message; with noEcho: true only the others do", async () => {
+      const g = group("echo");
+      const a = await fromRt("echoer"), b = await fromRt("listener");
+      await a.client.joinGroup(g);
+      await b.client.joinGroup(g);
+      await a.client.sendToGroup(g, { echo: true }, "json");
+      await waitForMessage(a, (m) => m.data?.echo === true, "its own message (noEcho false)");
+      await a.client.sendToGroup(g, { quiet: 1 }, "json", { noEcho: true });
+      await waitForMessage(b, (m) => m.data?.quiet === 1, "the noEcho message at the other member");
+      await barrier(b, a, g);
+      assert.ok(!a.messages.some((m) => m.data?.quiet === 1), `noEcho: the sender got nothing, got ${JSON.stringify(a.messages)}`);
+    });
+
+    test("SDK token roles: joinLeaveGroup.app:a joins app:a only and cannot send", async () => {
+      const a = group("a"), b = group("b");
+      const limited = await startClient(entry, await sdkUrl(server, { userId: "limited", roles: [`webpubsub.joinLeaveGroup.${a}`] }), NO_RETRY);
+      assert.equal((await limited.client.joinGroup(a)).isDuplicated, false);
+      await expectAckError(limited.client.joinGroup(b), "Forbidden", `joinGroup ${b} with only joinLeaveGroup.${a}`);
+      await expectAckError(limited.client.sendToGroup(a, { no: 1 }, "json"), "Forbidden", `sendToGroup ${a} without a sendToGroup role`);
+      const noRoles = await startClient(entry, await sdkUrl(server, { userId: "none" }), NO_RETRY);
+      await expectAckError(noRoles.client.joinGroup(a), "Forbidden", "joinGroup with no roles");
+
+      const sender = await startClient(entry, await sdkUrl(server, { userId: "sender", roles: [`webpubsub.sendToGroup.${a}`] }), NO_RETRY);
+      await sender.client.sendToGroup(a, { yes: 1 }, "json");
+      const got = await waitForMessage(limited, (m) => m.data?.yes === 1, "a message from a sendToGroup.<group> holder");
+      assert.equal(got.fromUserId, "sender");
+      await expectAckError(sender.client.sendToGroup(b, { no: 2 }, "json"), "Forbidden", `sendToGroup ${b} with only sendToGroup.${a}`);
+    });
+
+    test("channel rules: private, entity and invalid names are refused; the connection stays usable", async () => {
+      const c = await fromRt("rules", NO_RETRY);
+      const ok = group("ok");
+      await c.client.joinGroup(ok);
+      const usable = async (after) => {
+        const text = `still usable after ${after}`;
+        await withTimeout(c.client.sendToGroup(ok, text, "text"), `a send after ${after}`);
+        await waitForMessage(c, (m) => m.group === ok && m.data === text, `its own message after ${after}`);
+      };
+      const room = `app:room:${entry.version}-${entry.protocol.name}`;
+      await expectAckError(c.client.joinGroup(room), "Forbidden", `joinGroup of the private channel ${room}`);
+      await usable("a private join");
+      await expectAckError(c.client.sendToGroup(room, { x: 1 }, "json"), "Forbidden", `sendToGroup to the private channel ${room}, not a member`);
+      await usable("a private send");
+      await expectAckError(c.client.joinGroup("app:customers"), "Forbidden", "joinGroup of the entity channel app:customers");
+      await usable("an entity join");
+      await expectAckError(c.client.sendToGroup("app:customers", { x: 1 }, "json"), "Forbidden", "sendToGroup to app:customers");
+      await usable("an entity send");
+      for (const bad of ["nope", "app:bad name", "other:room"]) {
+        await expectAckError(c.client.joinGroup(bad), "BadRequest", `joinGroup of the invalid name ${JSON.stringify(bad)}`);
+      }
+      await expectAckError(c.client.sendToGroup("nope", "x", "text"), "BadRequest", "sendToGroup to the invalid name nope");
+      await usable("invalid names");
+
+      // The server identity may put the connection in the private channel; then it receives.
+      const channel = room.slice("app:".length);
+      const [joined, body] = await post(server, "/api/_rt/join", { connectionId: c.connectionId, channel }, serverKey);
+      assert.equal(joined, 200, `POST /api/_rt/join of the private channel: ${JSON.stringify(body)}`);
+      const [sent] = await post(server, "/api/_rt/send", { channel, body: { private: true } }, serverKey);
+      assert.equal(sent, 200);
+      const got = await waitForMessage(c, (m) => m.group === room, `the server's message on ${room}`);
+      assert.deepEqual([got.from, got.dataType, got.data], ["group", "json", { private: true }]);
+    });
+
+    test("a repeated ackId is answered as a duplicate and not executed twice", async () => {
+      const g = group("dup");
+      const a = await fromRt("dup-sender"), b = await fromRt("dup-receiver");
+      await b.client.joinGroup(g);
+      const ackId = 900_000 + Math.floor(Math.random() * 1000);
+      assert.deepEqual(await a.client.sendToGroup(g, { once: true }, "json", { ackId }), { ackId, isDuplicated: false });
+      assert.deepEqual(await a.client.sendToGroup(g, { once: true }, "json", { ackId }), { ackId, isDuplicated: true },
+        "the second send with the same ackId resolves with isDuplicated: true");
+      const joinAck = ackId + 1;
+      assert.deepEqual(await a.client.joinGroup(g, { ackId: joinAck }), { ackId: joinAck, isDuplicated: false });
+      assert.deepEqual(await a.client.joinGroup(g, { ackId: joinAck }), { ackId: joinAck, isDuplicated: true });
+      await barrier(a, b, g);
+      assert.equal(b.messages.filter((m) => m.data?.once === true).length, 1, "the duplicate was not sent again");
+    });
+
+    test("sendEvent without an event handler is acked", async () => {
+      const c = await fromRt("eventer", NO_RETRY);
+      const acked = await withTimeout(c.client.sendEvent("hello", { x: 1 }, "json"), "the ack of sendEvent");
+      assert.equal(acked.isDuplicated, false);
+      assert.equal(typeof acked.ackId, "number");
+      const text = await withTimeout(c.client.sendEvent("hello", "text event", "text"), "the ack of a text sendEvent");
+      assert.equal(text.isDuplicated, false);
+    });
+
+    test("groups in the token are joined without joinGroup (getClientAccessToken groups, /api/_rt/ws?group=)", async () => {
+      const fromSdk = group("auto-sdk"), fromRest = group("auto-rest");
+      const sdkJoined = await startClient(entry, await sdkUrl(server, { userId: "auto", groups: [fromSdk] }));
+      const restJoined = await startClient(entry, await accessUrl(server, { ...user("auto"), groups: [fromRest] }));
+      const sender = await fromRt("auto-sender");
+      await sender.client.sendToGroup(fromSdk, { to: "sdk" }, "json");
+      await sender.client.sendToGroup(fromRest, { to: "rest" }, "json");
+      const a = await waitForMessage(sdkJoined, (m) => m.group === fromSdk, `a message on ${fromSdk} (webpubsub.group of the SDK token)`);
+      const b = await waitForMessage(restJoined, (m) => m.group === fromRest, `a message on ${fromRest} (group= of GET /api/_rt/ws)`);
+      assert.deepEqual(a.data, { to: "sdk" });
+      assert.deepEqual(b.data, { to: "rest" });
+    });
+
+    test("invokeEvent without an event handler is answered (not left hanging)", async (t) => {
+      const c = await fromRt("invoker", NO_RETRY);
+      assert.equal(typeof c.client.invokeEvent, "function", `${entry.version} has invokeEvent`);
+      let outcome;
+      try {
+        outcome = { value: await withTimeout(c.client.invokeEvent("hello", { q: 1 }, "json"), "the invokeResponse") };
+      } catch (error) {
+        outcome = { error };
+      }
+      if (outcome.error) {
+        const { error } = outcome;
+        assert.equal(error.name, "InvocationError", `invokeEvent failed locally, not by the server's answer: ${error.message}`);
+        assert.ok(error.errorDetail?.name, `an invokeResponse error names the reason: ${JSON.stringify(error.errorDetail)} (${error.message})`);
+        t.diagnostic(`invokeEvent without a handler: rejected with ${JSON.stringify(error.errorDetail)}`);
+      } else {
+        t.diagnostic(`invokeEvent without a handler: resolved with ${JSON.stringify(outcome.value)}`);
+      }
+      const g = group("after-invoke");
+      await c.client.joinGroup(g);
+      await c.client.sendToGroup(g, "still here", "text");
+      await waitForMessage(c, (m) => m.group === g, "its own message after the invocation");
+    });
+
+    test("the server closing the connection (data-plane closeConnection): disconnected, then a fresh connection", async (t) => {
+      const c = await fromRt("closed");
+      try {
+        await server.service.closeConnection(c.connectionId, { reason: "closed by the test" });
+      } catch (error) {
+        if (error.statusCode === 404 || error.statusCode === 405) {
+          t.skip(`no data-plane closeConnection route (${error.statusCode})`);
+          return;
+        }
+        throw new Error(`closeConnection: ${error.statusCode} ${error.message}`);
+      }
+      await waitFor(() => c.disconnected.length > 0, "the disconnected event", 45_000);
+      const reason = c.disconnected[0].message?.message;
+      if (reason !== undefined) assert.equal(reason, "closed by the test", "system/disconnected carries the reason");
+      else t.diagnostic("no system/disconnected message before the close");
+      await waitFor(() => c.connected.length > 1, "a fresh connected event after auto-reconnect", 45_000);
+      assert.notEqual(c.connected[1].connectionId, c.connectionId, "a closed connection is not recovered: a new connectionId");
+    });
+  });
+}
