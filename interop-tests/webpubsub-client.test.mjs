@@ -226,6 +226,18 @@ for (const entry of MATRIX) {
       await waitForMessage(c, (m) => m.group === g, "its own message after the invocation");
     });
 
+    test("an idle client's pings are answered: no keep-alive timeout closes it", async () => {
+      // Ping every 200 ms, close after 2 s without any frame; idle for 4 s.
+      const c = await fromRt("idle", { keepAliveIntervalInMs: 200, keepAliveTimeoutInMs: 2000 });
+      await sleep(4000);
+      assert.deepEqual(c.disconnected, [], "no disconnect while idle");
+      assert.equal(c.connected.length, 1, "no reconnect while idle");
+      const g = group("idle");
+      await c.client.joinGroup(g);
+      await c.client.sendToGroup(g, "awake", "text");
+      await waitForMessage(c, (m) => m.group === g, "its own message after idling");
+    });
+
     test("the server closing the connection (data-plane closeConnection): disconnected, then a fresh connection", async (t) => {
       const c = await fromRt("closed");
       try {

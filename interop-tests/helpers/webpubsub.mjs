@@ -23,10 +23,10 @@ export const VERSIONS = [
   { version: require("@azure/web-pubsub-client-1.0/package.json").version, sdk: client104 },
 ];
 
-/** The two JSON subprotocols: `json.webpubsub.azure.v1` and `json.reliable.webpubsub.azure.v1`. */
+/** The two JSON subprotocols, `json.webpubsub.azure.v1` and `json.reliable.webpubsub.azure.v1` (the SDK exports factories, not classes). */
 export const PROTOCOLS = [
-  { name: "json", reliable: false, make: (sdk) => new sdk.WebPubSubJsonProtocol() },
-  { name: "reliable", reliable: true, make: (sdk) => new sdk.WebPubSubJsonReliableProtocol() },
+  { name: "json", reliable: false, make: (sdk) => sdk.WebPubSubJsonProtocol() },
+  { name: "reliable", reliable: true, make: (sdk) => sdk.WebPubSubJsonReliableProtocol() },
 ];
 
 /** Every client version with every subprotocol. */
@@ -54,7 +54,8 @@ export function config(webpubsub = {}, extra = "") {
 export async function startWpsServer({ webpubsub = {}, extra = "", args = [] } = {}) {
   const server = await startServer(args, { config: config(webpubsub, extra) });
   server.connectionString = `Endpoint=${server.origin};AccessKey=${WPS_KEY};Version=1.0;`;
-  server.service = new WebPubSubServiceClient(server.connectionString, webpubsub.hub ?? HUB);
+  // The endpoint is plain http on loopback: the SDK refuses that unless told.
+  server.service = new WebPubSubServiceClient(server.connectionString, webpubsub.hub ?? HUB, { allowInsecureConnection: true });
   return server;
 }
 
@@ -110,6 +111,12 @@ export function viaOrigin(url, origin) {
 
 const open = new Set();
 
+// The clients ping every 20 s and check every 40 s for 120 s of silence, on timers that a
+// stop() does not cancel (the process would linger 40 s after the tests). Faster: a ping a
+// second, silence of 15 s closes the socket, checked every 5 s — so a server that does not
+// answer ping with pong shows as dropped connections here too.
+export const KEEPALIVE = { keepAliveIntervalInMs: 1000, keepAliveTimeoutInMs: 15_000 };
+
 /**
  * A new, not started client of `entry` (a MATRIX row) for `url` (a string or a
  * `getClientAccessUrl` callback). It records into `c.connected`, `c.disconnected`,
@@ -120,7 +127,7 @@ const open = new Set();
 export function makeClient(entry, url, options = {}) {
   const client = new entry.sdk.WebPubSubClient(
     typeof url === "string" ? url : { getClientAccessUrl: url },
-    { protocol: entry.protocol.make(entry.sdk), ...options },
+    { protocol: entry.protocol.make(entry.sdk), ...KEEPALIVE, ...options },
   );
   const c = { client, entry, connected: [], disconnected: [], messages: [], serverMessages: [], stopped: 0, rejoinFailed: [] };
   client.on("connected", (e) => { c.connected.push(e); });
@@ -146,11 +153,11 @@ export async function startClient(entry, url, options = {}) {
   return c;
 }
 
-/** Stops every client made here (after each test file). */
+/** Stops every client made here (after each test file); stop() is synchronous. */
 export async function stopClients() {
   const all = [...open];
   open.clear();
-  await Promise.all(all.map((c) => c.client.stop()?.catch?.(() => {})));
+  for (const c of all) c.client.stop();
 }
 
 /** Rejects with `what` if `promise` has not settled in `ms`. */
