@@ -6,8 +6,9 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import {
   MATRIX, HUB, WPS_KEY, startWpsServer, accessUrl, sdkUrl, startClient, stopClients,
-  expectAckError, waitForMessage, waitFor, sleep, group, withTimeout,
+  expectAckError, waitForMessage, waitFor, sleep, group, withTimeout, WebSocket,
 } from "./helpers/webpubsub.mjs";
+import { createHmac } from "node:crypto";
 import { post } from "./helpers/server.mjs";
 
 let server;
@@ -31,6 +32,54 @@ test("GET /api/_rt/ws: a text URL by default, { url, baseUrl, token } for applic
   assert.equal(json.url, `${json.baseUrl}?access_token=${json.token}`);
   const refused = await fetch(`${server.origin}/api/_rt/ws`, { headers: { "x-apikey": "not-a-key-of-this-server" } });
   assert.equal(refused.status, 401, "an unknown API key is refused");
+});
+
+/** Opens a raw WebSocket; resolves to { protocol, first frame } or { status } of a refused upgrade. */
+function handshake(url, protocols = ["json.webpubsub.azure.v1"]) {
+  return withTimeout(new Promise((resolve) => {
+    const ws = new WebSocket(url, protocols);
+    ws.on("unexpected-response", (_req, res) => { res.resume(); resolve({ status: res.statusCode }); });
+    ws.on("error", (e) => resolve({ error: e.message }));
+    ws.on("message", (data) => { resolve({ protocol: ws.protocol, first: JSON.parse(data.toString()) }); ws.close(); });
+  }), `the handshake with ${url}`);
+}
+
+const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+const sign = (claims, key) => {
+  const unsigned = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(claims)}`;
+  return `${unsigned}.${createHmac("sha256", key).update(unsigned).digest("base64url")}`;
+};
+
+test("raw handshake: the subprotocol is echoed, system/connected comes first; bad tokens are refused", async () => {
+  const url = await accessUrl(server);
+  for (const protocol of ["json.webpubsub.azure.v1", "json.reliable.webpubsub.azure.v1"]) {
+    const { protocol: chosen, first, ...rest } = await handshake(url, [protocol]);
+    assert.equal(chosen, protocol, `Sec-WebSocket-Protocol echoes ${protocol}: ${JSON.stringify(rest)}`);
+    assert.equal(first.type, "system");
+    assert.equal(first.event, "connected");
+    assert.equal(typeof first.connectionId, "string");
+    if (protocol.includes("reliable")) assert.equal(typeof first.reconnectionToken, "string", JSON.stringify(first));
+    else assert.equal(first.reconnectionToken, undefined, `no reconnectionToken on json.webpubsub.azure.v1: ${JSON.stringify(first)}`);
+  }
+  const base = `ws://127.0.0.1:${server.port}/client/hubs/${HUB}`;
+  const aud = `http://127.0.0.1:${server.port}/client/hubs/${HUB}`;
+  const now = Math.floor(Date.now() / 1000);
+  const refused = {
+    "a garbage token": `${url.split("?")[0]}?access_token=garbage`,
+    "no token": base,
+    "a token signed with another key": `${base}?access_token=${sign({ aud, exp: now + 600 }, "another-key-0123456789abcdef")}`,
+    "an expired token": `${base}?access_token=${sign({ aud, exp: now - 600 }, WPS_KEY)}`,
+    "a token for another audience": `${base}?access_token=${sign({ aud: "http://elsewhere.example/client/hubs/app", exp: now + 600 }, WPS_KEY)}`,
+  };
+  for (const [what, bad] of Object.entries(refused)) {
+    const outcome = await handshake(bad);
+    assert.equal(outcome.status, 401, `${what}: the upgrade is refused with 401, got ${JSON.stringify(outcome)}`);
+  }
+  const good = sign({ aud, exp: now + 600, sub: "hand-made" }, WPS_KEY);
+  const accepted = await handshake(`${base}?access_token=${good}`);
+  assert.equal(accepted.first?.userId, "hand-made", `a hand-made token like the SDK's is accepted: ${JSON.stringify(accepted)}`);
+  const otherHub = await handshake(`ws://127.0.0.1:${server.port}/client/hubs/other?access_token=${good}`);
+  assert.ok([401, 404].includes(otherHub.status), `another hub is refused: ${JSON.stringify(otherHub)}`);
 });
 
 // Sends a marker from `sender` to `markerGroup` (which `member` is in) and waits for it: a
