@@ -214,6 +214,14 @@ for (const entry of MATRIX) {
       assert.equal(sent, 200);
       const got = await waitForMessage(c, (m) => m.group === room, `the server's message on ${room}`);
       assert.deepEqual([got.from, got.dataType, got.data], ["group", "json", { private: true }]);
+      // A read-write member may send to the private channel; a read-only one may not.
+      await withTimeout(c.client.sendToGroup(room, "member speaks", "text"), `a send to ${room} as a read-write member`);
+      await waitForMessage(c, (m) => m.group === room && m.data === "member speaks", `its own message on ${room}`);
+      const quiet = `${room}-ro`;
+      const [ro, roBody] = await post(server, "/api/_rt/join", { connectionId: c.connectionId, channel: quiet.slice("app:".length), readOnly: true }, serverKey);
+      assert.equal(ro, 200, `POST /api/_rt/join readOnly: ${JSON.stringify(roBody)}`);
+      await expectAckError(c.client.sendToGroup(quiet, "x", "text"), "Forbidden", `sendToGroup to ${quiet} as a read-only member`);
+      await usable("a read-only send");
     });
 
     test("a repeated ackId is answered as a duplicate and not executed twice", async () => {
