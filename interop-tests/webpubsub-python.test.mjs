@@ -53,8 +53,12 @@ for (const protocol of ["reliable", "json"]) {
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal(result.userId, "py-user");
     assert.equal(typeof result.connectionId, "string");
-    const [json, text, binary] = result.messages;
+    // Ours come back in the order sent; node's answer may come among them.
+    const [json, text, binary] = result.messages.filter((m) => m.fromUserId === "py-user");
     assert.deepEqual(json, { group: g, dataType: "json", data: { from: "python", n: [1, 2.5] }, fromUserId: "py-user", sequenceId: protocol === "reliable" ? 1 : null });
+    if (protocol === "reliable") {
+      assert.deepEqual(result.messages.map((m) => m.sequenceId), result.messages.map((_, i) => i + 1), "sequence ids 1, 2, … as received");
+    }
     assert.deepEqual([text.dataType, text.data, text.fromUserId], ["text", "text from python", "py-user"]);
     assert.deepEqual([binary.dataType, binary.data], ["binary", [0, 1, 254, 255]]);
     const fromNode = result.messages.find((m) => m.data?.from === "node");
