@@ -9,6 +9,7 @@ import {
   expectAckError, waitForMessage, waitFor, sleep, group, withTimeout, WebSocket,
 } from "./helpers/webpubsub.mjs";
 import { createHmac } from "node:crypto";
+import { WebPubSubServiceClient } from "@azure/web-pubsub";
 import { post } from "./helpers/server.mjs";
 
 let server;
@@ -81,6 +82,34 @@ test("raw handshake: the subprotocol is echoed, system/connected comes first; ba
   assert.equal(accepted.first?.userId, "hand-made", `a hand-made token like the SDK's is accepted: ${JSON.stringify(accepted)}`);
   const otherHub = await handshake(`ws://127.0.0.1:${server.port}/client/hubs/other?access_token=${good}`);
   assert.ok([401, 404].includes(otherHub.status), `another hub is refused: ${JSON.stringify(otherHub)}`);
+});
+
+test("[webpubsub] hub and access_key: the SDK's URL names the hub, tokens signed with the key", async () => {
+  const custom = await startWpsServer({ webpubsub: { hub: "chat", access_key: "wps-custom-access-key-0000000" } });
+  try {
+    const [entry] = MATRIX;
+    const url = await sdkUrl(custom, { userId: "chatter", roles: ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"] });
+    assert.equal(new URL(url).pathname, "/client/hubs/chat");
+    const c = await startClient(entry, url);
+    assert.equal(c.userId, "chatter");
+    const g = group("chat");
+    await c.client.joinGroup(g);
+    await c.client.sendToGroup(g, "in chat", "text");
+    await waitForMessage(c, (m) => m.group === g && m.data === "in chat", "its own message on the custom hub");
+    c.client.stop();
+    const token = new URL(url).searchParams.get("access_token");
+    const appHub = await handshake(`ws://127.0.0.1:${custom.port}/client/hubs/app?access_token=${token}`);
+    assert.ok([401, 404].includes(appHub.status), `the default hub name is not served: ${JSON.stringify(appHub)}`);
+    const withServerKey = new WebPubSubServiceClient(`Endpoint=${custom.origin};AccessKey=${WPS_KEY};Version=1.0;`, "chat", { allowInsecureConnection: true });
+    const wrongKey = await handshake((await withServerKey.getClientAccessToken()).url);
+    assert.equal(wrongKey.status, 401, `a token signed with the server key, not the access_key: ${JSON.stringify(wrongKey)}`);
+    const fromRest = await accessUrl(custom, { who: { user: "rest-chatter" } });
+    const viaRest = await startClient(entry, fromRest);
+    assert.equal(viaRest.userId, "rest-chatter", "GET /api/_rt/ws signs with the configured key too");
+    viaRest.client.stop();
+  } finally {
+    await custom.stop();
+  }
 });
 
 // Sends a marker from `sender` to `markerGroup` (which `member` is in) and waits for it: a

@@ -53,7 +53,7 @@ export function config(webpubsub = {}, extra = "") {
  */
 export async function startWpsServer({ webpubsub = {}, extra = "", args = [] } = {}) {
   const server = await startServer(args, { config: config(webpubsub, extra) });
-  server.connectionString = `Endpoint=${server.origin};AccessKey=${WPS_KEY};Version=1.0;`;
+  server.connectionString = `Endpoint=${server.origin};AccessKey=${webpubsub.access_key ?? WPS_KEY};Version=1.0;`;
   // The endpoint is plain http on loopback: the SDK refuses that unless told.
   server.service = new WebPubSubServiceClient(server.connectionString, webpubsub.hub ?? HUB, { allowInsecureConnection: true });
   return server;
