@@ -1,7 +1,7 @@
 // @azure/web-pubsub-client (1.1.0 and 1.0.4) against rthub's Web PubSub endpoint, with each
 // JSON subprotocol: connect, groups, payload types, noEcho, roles of SDK tokens, rthub's
 // channel rules as ack errors, duplicate ack ids, events and invocations without an event
-// handler, groups joined from the token, and a server-side close.
+// handler, groups joined from the token, keep-alive, a server-side close and shutdown.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -345,3 +345,29 @@ for (const entry of MATRIX) {
     });
   });
 }
+
+test("server shutdown: each connection gets system/disconnected, then close 1001", async () => {
+  const doomed = await startWpsServer();
+  const url = await accessUrl(doomed, { who: { user: "doomed" } });
+  const sockets = ["json.webpubsub.azure.v1", "json.reliable.webpubsub.azure.v1"].map((protocol) => {
+    const ws = new WebSocket(url, protocol);
+    const r = { protocol, frames: [], close: null };
+    ws.on("message", (data) => { r.frames.push(JSON.parse(data.toString())); });
+    r.closed = new Promise((resolve) => ws.on("close", (code, reason) => { r.close = { code, reason: reason.toString() }; resolve(); }));
+    return r;
+  });
+  await waitFor(() => sockets.every((r) => r.frames.some((f) => f.event === "connected")), "both raw connections connected");
+  // The SDK (json subprotocol: no recovery attempt) reports the reason in its disconnected event.
+  const sdk = await startClient(MATRIX.find((e) => e.protocol.name === "json"), url, { autoReconnect: false });
+  await doomed.stop();
+  await withTimeout(Promise.all(sockets.map((r) => r.closed)), "the closes at shutdown");
+  for (const r of sockets) {
+    const last = r.frames.at(-1);
+    assert.deepEqual([last.type, last.event, typeof last.message], ["system", "disconnected", "string"],
+      `${r.protocol}: system/disconnected before the close, got ${JSON.stringify(r.frames)}`);
+    assert.equal(r.close.code, 1001, `${r.protocol}: close 1001 (going away), got ${JSON.stringify(r.close)}`);
+  }
+  await waitFor(() => sdk.disconnected.length > 0, "the SDK's disconnected event");
+  assert.equal(typeof sdk.disconnected[0].message?.message, "string",
+    `the disconnected event carries the server's reason: ${JSON.stringify(sdk.disconnected)}`);
+});
