@@ -3,7 +3,8 @@
 // awps_reconnection_token and must get every message exactly once, in order, on the same
 // connection. The socket is cut by a TCP proxy between client and server. Wrong tokens and
 // unknown connections are refused (close 1008 or an HTTP error), and the raw protocol's resend
-// of unacked messages keeps their sequence ids.
+// of unacked messages keeps their sequence ids. Limits and malformed frames close with their
+// codes (1009, 1003, 1007; 1008 for an unacked overflow, which cannot be recovered).
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -139,8 +140,8 @@ for (const entry of entries) {
 }
 
 /** A raw WebSocket on the reliable subprotocol; records frames; resolves once settled. */
-function raw(url) {
-  const ws = new WebSocket(url, RELIABLE);
+function raw(url, protocol = RELIABLE) {
+  const ws = new WebSocket(url, protocol);
   const r = { ws, frames: [], opened: false, close: null, refused: null };
   ws.on("message", (data) => { r.frames.push(JSON.parse(data.toString())); });
   r.settled = new Promise((resolve) => {
@@ -225,6 +226,63 @@ describe("raw json.reliable.webpubsub.azure.v1", () => {
     assert.deepEqual(messages.map((f) => [f.sequenceId, f.data.n]), [[2, 2], [3, 3], [4, 4], [5, 5]],
       "the unacked 2 and 3 again with their ids, then 4 and 5; not the acked 1");
     recovered.ws.close();
+    sender.ws.close();
+  });
+});
+
+describe("raw: limits and malformed frames close the connection and say why", () => {
+  let limited;
+  before(async () => { limited = await startWpsServer({ webpubsub: { max_message_bytes: 4096, max_unacked_messages: 10 } }); });
+  after(async () => { await limited?.stop(); });
+  const connect = async (protocol = "json.webpubsub.azure.v1") => {
+    const r = raw(await accessUrl(limited, { who: { user: "limits" } }), protocol);
+    await r.frame((f) => f.type === "system" && f.event === "connected", "system/connected");
+    return r;
+  };
+  /** Waits for the close; asserts its code and a system/disconnected (with a reason) just before it. */
+  const closedWith = async (r, code, what) => {
+    await withTimeout(r.closed, `the close after ${what}`);
+    assert.equal(r.close.code, code, `${what}: close ${code}, got ${JSON.stringify(r.close)}; frames ${JSON.stringify(r.frames).slice(0, 500)}`);
+    const last = r.frames.at(-1);
+    assert.deepEqual([last?.type, last?.event], ["system", "disconnected"], `${what}: system/disconnected first: ${JSON.stringify(r.frames)}`);
+    assert.equal(typeof last.message, "string");
+    return last.message;
+  };
+
+  test("a message over max_message_bytes: 1009", async () => {
+    const r = await connect();
+    r.send({ type: "sendToGroup", group: "app:big", dataType: "text", data: "x".repeat(5000), ackId: 1 });
+    assert.match(await closedWith(r, 1009, "a 5000-byte message"), /4096/);
+  });
+
+  test("a binary frame on a JSON subprotocol: 1003", async () => {
+    const r = await connect();
+    r.ws.send(Buffer.from([1, 2, 3]));
+    await closedWith(r, 1003, "a binary frame");
+  });
+
+  test("a frame that is not a message: 1007", async () => {
+    const r = await connect();
+    r.ws.send("{ not json");
+    await closedWith(r, 1007, "unparseable JSON");
+  });
+
+  test("a reliable client that never acks past max_unacked_messages: 1008, and no recovery", async (t) => {
+    const url = await accessUrl(limited, { who: { user: "never-acks" } });
+    const r = raw(url);
+    const connected = await r.frame((f) => f.type === "system" && f.event === "connected", "system/connected");
+    const g = group("unacked");
+    r.send({ type: "joinGroup", group: g, ackId: 1 });
+    await r.frame((f) => f.type === "ack" && f.ackId === 1, "the join ack");
+    const sender = await connect();
+    for (let n = 0; n < 20; n += 1) {
+      sender.send({ type: "sendToGroup", group: g, dataType: "json", data: { n }, ackId: n + 1, noEcho: false });
+    }
+    await sender.frame((f) => f.type === "ack" && f.ackId === 20, "the sender's last ack");
+    await withTimeout(r.closed, "the close of the connection that never acks");
+    assert.equal(r.close.code, 1008, `overflow closes with 1008 (do not recover): ${JSON.stringify(r.close)}`);
+    await expectRefused(`${url}&awps_connection_id=${encodeURIComponent(connected.connectionId)}` +
+      `&awps_reconnection_token=${encodeURIComponent(connected.reconnectionToken)}`, "recovery after overflow", t);
     sender.ws.close();
   });
 });
