@@ -16,6 +16,7 @@ import threading
 import traceback
 
 TIMEOUT_S = 20
+ACK_TIMEOUT_S = 3
 
 
 def describe(message):
@@ -36,7 +37,11 @@ def run(url, protocol, group):
     from azure.messaging.webpubsubclient.models import CallbackType, WebPubSubDataType, WebPubSubProtocolType
 
     protocol_type = WebPubSubProtocolType.JSON_RELIABLE if protocol == "reliable" else WebPubSubProtocolType.JSON
-    client = WebPubSubClient(url, protocol_type=protocol_type, ack_timeout=TIMEOUT_S, start_timeout=TIMEOUT_S)
+    # The sync client sends, then waits on a condition without checking whether the ack came
+    # in between: an ack faster than that (loopback) is a lost wakeup, and the call returns
+    # only after ack_timeout, successfully. A short timeout keeps such runs short; an ack that
+    # never comes still fails the call (the entry keeps its "Timeout" error).
+    client = WebPubSubClient(url, protocol_type=protocol_type, ack_timeout=ACK_TIMEOUT_S, start_timeout=TIMEOUT_S)
     connected = threading.Event()
     lock = threading.Condition()
     result = {"messages": []}
