@@ -182,7 +182,7 @@ for (const entry of MATRIX) {
       assert.ok(!b.messages.some((m) => m.data === "after leave"), "no message after leaveGroup");
     });
 
-    test("a member sender gets its own message; with noEcho: true only the others do", async () => {
+    test("a member sender gets its own message; with noEcho: true only the others do; fireAndForget", async () => {
       const g = group("echo");
       const a = await fromRt("echoer"), b = await fromRt("listener");
       await a.client.joinGroup(g);
@@ -193,6 +193,9 @@ for (const entry of MATRIX) {
       await waitForMessage(b, (m) => m.data?.quiet === 1, "the noEcho message at the other member");
       await barrier(b, a, g);
       assert.ok(!a.messages.some((m) => m.data?.quiet === 1), `noEcho: the sender got nothing, got ${JSON.stringify(a.messages)}`);
+      // fireAndForget: no ackId on the wire, and no ack owed.
+      assert.deepEqual(await a.client.sendToGroup(g, { faf: 1 }, "json", { fireAndForget: true }), { isDuplicated: false });
+      await waitForMessage(b, (m) => m.data?.faf === 1, "a fireAndForget message");
     });
 
     test("SDK token roles: joinLeaveGroup.app:a joins app:a only and cannot send", async () => {

@@ -61,6 +61,19 @@ describe("one channel, every protocol", () => {
     await sj.invoke("JoinGroup", g);
     await sm.invoke("JoinGroup", g);
 
+    // Presence lists every member with its protocol.
+    const listed = await fetch(`${server.origin}/api/_rt/channels/${g.slice("app:".length)}/members`, { headers: serverKey });
+    assert.equal(listed.status, 200);
+    const presence = await listed.json();
+    assert.equal(presence.count, 4);
+    const byId = Object.fromEntries(presence.members.map((m) => [m.connectionId, [m.userId, m.protocol, m.readOnly]]));
+    assert.deepEqual(byId, {
+      [wj.connectionId]: ["wps-json", "webpubsub.json", false],
+      [wr.connectionId]: ["wps-reliable", "webpubsub.json.reliable", false],
+      [sj.connectionId]: ["sr-json", "signalr.json", false],
+      [sm.connectionId]: ["sr-msgpack", "signalr.messagepack", false],
+    });
+
     // Who sends: its user and connection id as the others must see them (REST: neither).
     const senders = {
       "wps-json": { user: "wps-json", connectionId: wj.connectionId, send: (d) => wj.client.sendToGroup(g, d, "json") },
