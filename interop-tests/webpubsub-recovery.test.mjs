@@ -8,7 +8,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import {
-  VERSIONS, PROTOCOLS, startWpsServer, accessUrl, viaOrigin, startClient, stopClients, startProxy,
+  VERSIONS, PROTOCOLS, WPS_KEY, startWpsServer, accessUrl, viaOrigin, startClient, stopClients, startProxy,
   waitForMessage, waitFor, sleep, group, WebSocket, withTimeout,
 } from "./helpers/webpubsub.mjs";
 
@@ -230,9 +230,9 @@ describe("raw json.reliable.webpubsub.azure.v1", () => {
   });
 });
 
-describe("raw: limits and malformed frames close the connection and say why", () => {
+describe("raw: limits, malformed frames and the recovery window", () => {
   let limited;
-  before(async () => { limited = await startWpsServer({ webpubsub: { max_message_bytes: 4096, max_unacked_messages: 10 } }); });
+  before(async () => { limited = await startWpsServer({ webpubsub: { max_message_bytes: 4096, max_unacked_messages: 10, recovery_secs: 1 } }); });
   after(async () => { await limited?.stop(); });
   const connect = async (protocol = "json.webpubsub.azure.v1") => {
     const r = raw(await accessUrl(limited, { who: { user: "limits" } }), protocol);
@@ -284,5 +284,23 @@ describe("raw: limits and malformed frames close the connection and say why", ()
     await expectRefused(`${url}&awps_connection_id=${encodeURIComponent(connected.connectionId)}` +
       `&awps_reconnection_token=${encodeURIComponent(connected.reconnectionToken)}`, "recovery after overflow", t);
     sender.ws.close();
+  });
+
+  test("a dropped connection not recovered within recovery_secs is gone: 1008, out of its groups", async (t) => {
+    const url = await accessUrl(limited, { who: { user: "late" } });
+    const r = raw(url);
+    const connected = await r.frame((f) => f.type === "system" && f.event === "connected", "system/connected");
+    const channel = `late-${process.pid}`;
+    r.send({ type: "joinGroup", group: `app:${channel}`, ackId: 1 });
+    await r.frame((f) => f.type === "ack" && f.ackId === 1, "the join ack");
+    r.ws.terminate();
+    const members = async () => (await (await fetch(`${limited.origin}/api/_rt/channels/${channel}/members`, { headers: { "x-apikey": WPS_KEY } })).json()).count;
+    assert.equal(await members(), 1, "a dropped reliable connection keeps its groups while it may recover");
+    // The window is 1 s; the session is dropped some time after it ends.
+    let left = 1;
+    for (const deadline = Date.now() + 10_000; left !== 0 && Date.now() < deadline; await sleep(100)) left = await members();
+    assert.equal(left, 0, "gone from its groups after the recovery window");
+    await expectRefused(`${url}&awps_connection_id=${encodeURIComponent(connected.connectionId)}` +
+      `&awps_reconnection_token=${encodeURIComponent(connected.reconnectionToken)}`, "recovery after the window", t);
   });
 });
