@@ -292,13 +292,9 @@ fn recover(
         .into_response()
 }
 
+/// Only a Close: the client keeps the `system/disconnected` reason its connection ended with.
 async fn refuse_recovery(socket: &mut WebSocket, reason: &'static str) {
     tracing::debug!(reason, "refused a Web PubSub recovery");
-    let _ = socket
-        .send(Message::Text(Utf8Bytes::from_static(
-            r#"{"type":"system","event":"disconnected","message":"The connection cannot be recovered."}"#,
-        )))
-        .await;
     let close = Message::Close(Some(CloseFrame {
         code: 1008,
         reason: Utf8Bytes::from_static(reason),
