@@ -179,6 +179,16 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         groups.clone(),
         background.clone(),
     )?);
+    // Web PubSub: the state its endpoints share.
+    let webpubsub_config = Arc::new(config.webpubsub.clone());
+    let webpubsub = Arc::new(crate::webpubsub::WebPubSub {
+        config: webpubsub_config.clone(),
+        router: groups.clone(),
+        channels: channels.clone(),
+        auth: auth.clone(),
+        upstream: crate::webpubsub::Upstream::new(webpubsub_config),
+        public_url: config.public_url.clone(),
+    });
     let channels_api = Arc::new(ChannelsApi {
         channels,
         connections: connections.clone(),
@@ -217,6 +227,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         )
         .route("/api/_auth", post(service_account_token).with_state(auth))
         .merge(channels::rest::routes(channels_api))
+        .merge(crate::webpubsub::rest::routes(webpubsub))
         .merge(crate::realtime::routes(realtime))
         .merge(openapi)
         .merge(crate::console::api::routes(console_api))

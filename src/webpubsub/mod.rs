@@ -8,6 +8,7 @@
 //! space.
 
 pub mod config;
+pub mod rest;
 pub mod token;
 pub mod upstream;
 
