@@ -132,7 +132,7 @@ async fn bad_requests_get_json_errors_never_a_500() {
         ),
         (
             "POST",
-            "/api/hubs/app/:send?filter=userId%20eq%20'a'",
+            "/api/hubs/app/:send?filter=length(userId)%20gt%201",
             json_body("1"),
             400,
         ),
@@ -157,8 +157,20 @@ async fn bad_requests_get_json_errors_never_a_500() {
         (
             "POST",
             "/api/hubs/app/:addToGroups",
-            json_body("{\"groups\":[\"app:a\"]}"),
+            json_body("{\"groups\":[\"room\"]}"),
             400,
+        ),
+        (
+            "POST",
+            "/api/hubs/app/:addToGroups",
+            json_body("{\"groups\":[\"app:a\"],\"filter\":\"userId gt 'a'\"}"),
+            400,
+        ),
+        (
+            "POST",
+            "/api/hubs/app/:removeFromGroups",
+            Some(("text/plain", b"app:a".to_vec())),
+            415,
         ),
         (
             "PUT",
@@ -395,6 +407,52 @@ async fn connections_and_users_join_and_leave_groups() {
         let path = format!("/api/hubs/app/groups/{group}");
         assert_eq!(s.call("HEAD", &path, None).await.0, 404);
     }
+    s.stop().await;
+}
+
+// ------------------------------------------------------------------ filters
+
+#[tokio::test]
+async fn filters_select_connections_by_user_id_and_group() {
+    let s = server().await;
+    let (a_id, mut a) = s.signalr(Some("filter-a")).await;
+    let (b_id, mut b) = s.signalr(Some("filter-b")).await;
+    let join = |id: &str| format!("/api/hubs/app/groups/app%3Avip/connections/{id}");
+    assert_eq!(s.call("PUT", &join(&b_id), None).await.0, 200);
+
+    // `userId eq 'filter-a'`, as the SDK's odata helper writes it.
+    let path = "/api/hubs/app/:send?filter=userId%20eq%20%27filter-a%27";
+    assert_eq!(s.send_json(path, json!("only a")).await, 202);
+    assert_eq!(next_channel_message(&mut a).await["data"], "only a");
+    nothing_before_marker(&s, &b_id, &mut b).await;
+    let path = "/api/hubs/app/:send?filter=%27app%3Avip%27%20in%20groups";
+    assert_eq!(s.send_json(path, json!("vips")).await, 202);
+    assert_eq!(next_channel_message(&mut b).await["data"], "vips");
+    nothing_before_marker(&s, &a_id, &mut a).await;
+
+    // Within a group, and the bulk join of the connections a filter selects.
+    let path = "/api/hubs/app/groups/app%3Avip/:send?filter=not%20(userId%20eq%20%27filter-b%27)";
+    assert_eq!(s.send_json(path, json!("nobody")).await, 202);
+    nothing_before_marker(&s, &b_id, &mut b).await;
+    let body = json!({"groups": ["app:vip", "app:more"], "filter": "userId eq 'filter-a'"});
+    assert_eq!(s.send_json("/api/hubs/app/:addToGroups", body).await, 200);
+    assert_eq!(
+        s.send_json("/api/hubs/app/groups/app%3Amore/:send", json!("more"))
+            .await,
+        202
+    );
+    assert_eq!(next_channel_message(&mut a).await["data"], "more");
+    let body = json!({"groups": ["app:vip"], "filter": "connectionId ne 'nobody'"});
+    assert_eq!(
+        s.send_json("/api/hubs/app/:removeFromGroups", body).await,
+        200
+    );
+    assert_eq!(
+        s.call("HEAD", "/api/hubs/app/groups/app%3Avip", None)
+            .await
+            .0,
+        404
+    );
     s.stop().await;
 }
 

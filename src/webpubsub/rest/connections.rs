@@ -1,9 +1,12 @@
-//! The hub's own actions (`/:send`, `/:closeConnections`, `/:generateToken`, the filtered bulk
-//! group operations) and one connection's close and existence.
+//! The hub's own actions (`/:send`, `/:closeConnections`, `/:generateToken`, `/:addToGroups`,
+//! `/:removeFromGroups`) and one connection's close and existence.
 
-use super::send::{close, send_to_all};
-use super::{origin, redacted, status, unknown_action, QueryParams, WebPubSub};
+use super::filter::Filter;
+use super::send::{close, payload, send_to_all};
+use super::{local_sessions, origin, redacted, select, server_identity, status};
+use super::{unknown_action, QueryParams, WebPubSub};
 use crate::api_error::{ApiError, ApiPath as Path};
+use crate::channels::{ChannelError, On};
 use crate::webpubsub::token::{client_audience, issue, ClientClaims};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,7 +14,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use router::Target;
+use router::{Payload, Target};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,14 +47,74 @@ pub(super) async fn hub_action(
             Ok(status(StatusCode::NO_CONTENT))
         }
         ":generateToken" => generate_token(&state, &query, &headers),
-        // Both select their connections with an OData filter, which rthub does not evaluate.
-        ":addToGroups" | ":removeFromGroups" => Err(ApiError::bad_request(
-            "filter is not supported by rthub, so neither are :addToGroups and \
-             :removeFromGroups: add or remove each connection (PUT or DELETE \
-             /groups/{group}/connections/{connectionId}) or user.",
-        )),
+        ":addToGroups" => bulk_groups(&state, &headers, body, true).await,
+        ":removeFromGroups" => bulk_groups(&state, &headers, body, false).await,
         other => Err(unknown_action("POST", other)),
     }
+}
+
+/// The body of `:addToGroups` and `:removeFromGroups`.
+#[derive(Deserialize)]
+struct BulkGroups {
+    groups: Vec<String>,
+    #[serde(default)]
+    filter: Option<String>,
+}
+
+/// `POST /api/hubs/{hub}/:addToGroups` (or `:removeFromGroups`) `{groups, filter}`: the
+/// connections of this node the filter selects (all of them without one) join (or leave)
+/// each group. 200, as the service answers.
+async fn bulk_groups(
+    state: &WebPubSub,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    join: bool,
+) -> Result<Response, ApiError> {
+    let Payload::Json(body) = payload(state, headers, body)? else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "The body is application/json: {\"groups\": [...], \"filter\": \"...\"}.",
+        ));
+    };
+    let request: BulkGroups = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid body: {e}")))?;
+    if request.groups.is_empty() {
+        return Err(ApiError::bad_request(
+            "groups must name at least one group.",
+        ));
+    }
+    let channels = request
+        .groups
+        .iter()
+        .map(|group| state.channels.wire(group))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = match request.filter.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(Filter::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?),
+    };
+    let sessions = local_sessions(state);
+    let connections: Vec<Arc<str>> = match &filter {
+        Some(filter) => select(sessions, filter, &[]),
+        None => sessions.iter().map(|s| s.id().as_arc().clone()).collect(),
+    };
+    let identity = server_identity();
+    for channel in &channels {
+        for connection in &connections {
+            let on = On::Named(connection);
+            let done = if join {
+                state.channels.join(&identity, on, channel, false).await
+            } else {
+                state.channels.leave(&identity, on, channel).await
+            };
+            match done {
+                // Closed meanwhile: it is in no group any more.
+                Ok(()) | Err(ChannelError::UnknownConnection) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    Ok(status(StatusCode::OK))
 }
 
 #[derive(Serialize)]

@@ -14,6 +14,7 @@
 
 mod auth;
 mod connections;
+mod filter;
 mod groups;
 mod send;
 
@@ -23,6 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, head, post, put};
 use axum::Router;
+use filter::{Candidate, Filter};
 use rt_core::Identity;
 use std::sync::Arc;
 
@@ -172,17 +174,47 @@ impl QueryParams {
             .collect()
     }
 
-    /// `filter`: the service's OData filter over connections. rthub does not evaluate it, and
-    /// says so rather than sending to more connections than the caller meant.
-    fn refuse_filter(&self) -> Result<(), ApiError> {
+    /// `filter`: the service's OData filter over connections, in the subset rthub evaluates
+    /// ([`filter`]); `None` when absent or empty.
+    fn filter(&self) -> Result<Option<Filter>, ApiError> {
         match self.one("filter")? {
-            Some(filter) if !filter.trim().is_empty() => Err(ApiError::bad_request(
-                "filter is not supported by rthub: name the connections with `excluded`, or \
-                 send to a group, a user or a connection.",
-            )),
-            _ => Ok(()),
+            Some(text) if !text.trim().is_empty() => Filter::parse(text)
+                .map(Some)
+                .map_err(|e| ApiError::bad_request(e.to_string())),
+            _ => Ok(None),
         }
     }
+}
+
+/// The connections among `candidates` (sessions of this node) that `filter` selects, but the
+/// `excluded` ones.
+fn select(
+    candidates: impl IntoIterator<Item = Arc<router::Session>>,
+    filter: &Filter,
+    excluded: &[Arc<str>],
+) -> Vec<Arc<str>> {
+    candidates
+        .into_iter()
+        .filter(|session| {
+            let id = session.id().as_str();
+            if excluded.iter().any(|e| **e == *id) {
+                return false;
+            }
+            let groups: Vec<Arc<str>> = session.groups().into_iter().map(|(g, _)| g).collect();
+            filter.matches(&Candidate {
+                connection_id: id,
+                user_id: session.identity().user_id.as_deref(),
+                protocol: session.protocol().as_str(),
+                groups: &groups,
+            })
+        })
+        .map(|session| session.id().as_arc().clone())
+        .collect()
+}
+
+/// Every session of this node.
+fn local_sessions(state: &WebPubSub) -> Vec<Arc<router::Session>> {
+    state.router.sessions(0, usize::MAX).1
 }
 
 /// `scheme://host` the caller reached this server at: `public_url` when configured, else the
@@ -216,12 +248,15 @@ mod tests {
         assert_eq!(query.number("minutesToExpire", 1, 100).unwrap(), Some(5));
         assert!(query.number("top", 1, 100).is_err());
         assert_eq!(query.number("absent", 1, 100).unwrap(), None);
-        assert!(
-            query.refuse_filter().is_ok(),
+        assert_eq!(
+            query.filter().unwrap(),
+            None,
             "an empty filter is no filter"
         );
-        assert!(QueryParams::parse(Some("filter=userId%20eq%20'a'"))
-            .refuse_filter()
+        let filter = QueryParams::parse(Some("filter=userId%20eq%20'a'"));
+        assert!(filter.filter().unwrap().is_some());
+        assert!(QueryParams::parse(Some("filter=length(userId)%20gt%201"))
+            .filter()
             .is_err());
         assert!(QueryParams::parse(Some("reason=a&reason=b"))
             .one("reason")

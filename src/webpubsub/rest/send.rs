@@ -9,7 +9,9 @@
 //! null group). The answer is 202 with no body, as the service's: handed to the router, not
 //! necessarily delivered.
 
-use super::{redacted, server_identity, status, unknown_action, QueryParams, WebPubSub};
+use super::filter::Filter;
+use super::{local_sessions, redacted, select, server_identity, status, unknown_action};
+use super::{QueryParams, WebPubSub};
 use crate::api_error::{ApiError, ApiPath as Path};
 use crate::channels::{ChannelService, Sender};
 use axum::body::Bytes;
@@ -79,28 +81,44 @@ pub(super) fn payload(
 
 /// What every send checks before the body: `messageTtlSeconds` (0-300, as the service takes
 /// it; nothing is held for later here, so it changes nothing) and `filter`.
-fn send_query(query: &QueryParams) -> Result<(), ApiError> {
+fn send_query(query: &QueryParams) -> Result<Option<Filter>, ApiError> {
     query.number("messageTtlSeconds", 0, 300)?;
-    query.refuse_filter()
+    query.filter()
 }
 
-/// `POST /api/hubs/{hub}/:send`.
+/// `POST /api/hubs/{hub}/:send`. With a filter, the connections of this node it selects.
 pub(super) fn send_to_all(
     state: &WebPubSub,
     query: &QueryParams,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    send_query(query)?;
+    let filter = send_query(query)?;
     let data = payload(state, headers, body)?;
-    let target = Target::All.excluding(query.excluded());
+    let target = match filter {
+        None => Target::All.excluding(query.excluded()),
+        Some(filter) => {
+            let ids = select(local_sessions(state), &filter, &query.excluded());
+            Target::Connections(ids)
+        }
+    };
     direct(state, target, data);
     Ok(status(StatusCode::ACCEPTED))
 }
 
+/// A filter picks connections of this node, so a filtered send stays on it; every other send
+/// reaches every node.
+fn scope_of(target: &Target) -> Scope {
+    match target {
+        Target::Connections(_) => Scope::Local,
+        _ => Scope::Cluster,
+    }
+}
+
 fn direct(state: &WebPubSub, target: Target, data: Payload) {
     let message = Arc::new(Outbound::Direct(DirectMessage { data }));
-    let delivery = state.router.send(target, Scope::Cluster, message);
+    let scope = scope_of(&target);
+    let delivery = state.router.send(target, scope, message);
     tracing::debug!(
         delivered = delivery.delivered,
         "Web PubSub REST: sent from the server"
@@ -145,15 +163,21 @@ pub(super) async fn group_action(
     let channel = state.channels.wire(&path.group)?;
     match path.action.as_str() {
         ":send" => {
-            send_query(&query)?;
+            let filter = send_query(&query)?;
             let data = payload(&state, &headers, body)?;
-            send_to_group(
-                &state.channels,
-                &state.router,
-                &channel,
-                data,
-                query.excluded(),
-            )?;
+            let excluded = query.excluded();
+            let target = match filter {
+                None if excluded.is_empty() => None,
+                None => Some(Target::group(&channel.wire).excluding(excluded)),
+                Some(filter) => {
+                    let members = state.router.members(&channel.wire, 0, usize::MAX).members;
+                    let sessions = members
+                        .iter()
+                        .filter_map(|member| state.router.session(&member.connection_id));
+                    Some(Target::Connections(select(sessions, &filter, &excluded)))
+                }
+            };
+            send_to_group(&state.channels, &state.router, &channel, data, target)?;
             Ok(status(StatusCode::ACCEPTED))
         }
         ":closeConnections" => {
@@ -165,31 +189,33 @@ pub(super) async fn group_action(
     }
 }
 
-/// A server message to a channel. With `excluded` ids the channel service (which knows no
-/// exclusions) is asked only for the rules: for the server, with no sending connection, they
-/// are the name rules `wire` already applied, so the message it would make goes to the group
-/// but those connections.
+/// A server message to a channel. With `excluded` ids or a filter (`target`, the members
+/// that get it) the channel service, which knows neither, is asked only for the rules: for
+/// the server, with no sending connection, they are the name rules `wire` already applied, so
+/// the message it would make goes to those members.
 fn send_to_group(
     channels: &ChannelService,
     router: &router::Router,
     channel: &crate::channels::Channel,
     data: Payload,
-    excluded: Vec<Arc<str>>,
+    target: Option<Target>,
 ) -> Result<(), ApiError> {
-    if excluded.is_empty() {
-        let identity = server_identity();
-        let sender = Sender {
-            identity: &identity,
-            connection_id: None,
-            echo: true,
-        };
-        let delivery = channels.send(sender, channel, data)?;
-        tracing::debug!(group = %channel.wire, delivered = delivery.delivered, "Web PubSub REST: sent to a group");
-        return Ok(());
-    }
-    let message = GroupMessage::new(channel.wire.as_str(), data);
-    let target = Target::group(&channel.wire).excluding(excluded);
-    let delivery = router.send(target, Scope::Cluster, Arc::new(message.into()));
+    let delivery = match target {
+        None => {
+            let identity = server_identity();
+            let sender = Sender {
+                identity: &identity,
+                connection_id: None,
+                echo: true,
+            };
+            channels.send(sender, channel, data)?
+        }
+        Some(target) => {
+            let message = Arc::new(GroupMessage::new(channel.wire.as_str(), data).into());
+            let scope = scope_of(&target);
+            router.send(target, scope, message)
+        }
+    };
     tracing::debug!(group = %channel.wire, delivered = delivery.delivered, "Web PubSub REST: sent to a group");
     Ok(())
 }
@@ -206,8 +232,16 @@ pub(super) async fn user_action(
     let target = Target::User(path.user.as_str().into()).excluding(query.excluded());
     match path.action.as_str() {
         ":send" => {
-            send_query(&query)?;
+            let filter = send_query(&query)?;
             let data = payload(&state, &headers, body)?;
+            let target = match filter {
+                None => target,
+                Some(filter) => {
+                    let connections = state.router.user_connections(&path.user);
+                    let sessions = connections.iter().filter_map(|id| state.router.session(id));
+                    Target::Connections(select(sessions, &filter, &query.excluded()))
+                }
+            };
             direct(&state, target, data);
             Ok(status(StatusCode::ACCEPTED))
         }
