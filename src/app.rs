@@ -179,16 +179,14 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         groups.clone(),
         background.clone(),
     )?);
-    // Web PubSub: the state its endpoints share.
-    let webpubsub_config = Arc::new(config.webpubsub.clone());
-    let webpubsub = Arc::new(crate::webpubsub::WebPubSub {
-        config: webpubsub_config.clone(),
-        router: groups.clone(),
-        channels: channels.clone(),
-        auth: auth.clone(),
-        upstream: crate::webpubsub::Upstream::new(webpubsub_config),
-        public_url: config.public_url.clone(),
-    });
+    let webpubsub = crate::webpubsub::WebPubSub::new(
+        config.webpubsub.clone(),
+        groups.clone(),
+        channels.clone(),
+        auth.clone(),
+        &config.api_name,
+        config.public_url.clone(),
+    );
     let channels_api = Arc::new(ChannelsApi {
         channels,
         connections: connections.clone(),
@@ -227,8 +225,9 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         )
         .route("/api/_auth", post(service_account_token).with_state(auth))
         .merge(channels::rest::routes(channels_api))
-        .merge(crate::webpubsub::rest::routes(webpubsub))
         .merge(crate::realtime::routes(realtime))
+        .merge(crate::webpubsub::rest::routes(webpubsub.clone()))
+        .merge(webpubsub.routes())
         .merge(openapi)
         .merge(crate::console::api::routes(console_api))
         .merge(crate::console::routes())
@@ -287,7 +286,7 @@ async fn ready(State(readiness): State<Readiness>) -> Response {
 }
 
 /// `scheme://host` of a request, as the client addressed it.
-fn request_origin(headers: &axum::http::HeaderMap) -> String {
+pub(crate) fn request_origin(headers: &axum::http::HeaderMap) -> String {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let scheme = header("x-forwarded-proto").unwrap_or("http");
     let host = header("x-forwarded-host")
