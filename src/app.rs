@@ -42,6 +42,8 @@ pub const SIGNALR_PATH: &str = "/api/_rt/signalr";
 pub struct App {
     pub router: Router,
     pub hub: HubServer,
+    /// Web PubSub's connections, closed on shutdown.
+    pub webpubsub: Arc<crate::webpubsub::WebPubSub>,
     /// Whether the listener is paused at the open-file limit (reported by `/readyz`).
     pub accept: Arc<AcceptState>,
     /// Stops the background work (the change feed) on shutdown.
@@ -253,6 +255,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     Ok(App {
         router,
         hub,
+        webpubsub,
         accept,
         background,
     })

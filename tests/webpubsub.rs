@@ -451,3 +451,21 @@ async fn listen_sends_a_collections_changes_in_the_web_pubsub_shape() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn shutdown_says_goodbye_to_every_connection() {
+    let database = TestDb::new(Db::Sqlite).await;
+    let server = start_configured(&database.url, Some(&keys_config())).await;
+    let url = access_url(&server, Some(SERVER_KEY), None, "").await;
+    let mut client = Wps::connect(url["url"].as_str().unwrap(), RELIABLE).await;
+    let stopping = tokio::spawn(server.stop());
+    let (code, before) = closed(&mut client.socket).await;
+    assert_eq!(code, 1001);
+    assert_eq!(before[0]["message"], "The server is shutting down.");
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the server stops")
+        .unwrap();
+    database.drop_it().await;
+}

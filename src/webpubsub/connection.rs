@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use router::{Registration, Session};
 use rt_core::{Identity, Next, Outbox};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +42,8 @@ pub(crate) struct Logical {
     generation: AtomicU64,
     /// The close code the writer sends when the server ends the connection.
     close_code: AtomicU16,
+    /// No socket serves it: it waits for its client to recover it.
+    parked: AtomicBool,
 }
 
 impl Logical {
@@ -70,6 +72,7 @@ impl Logical {
             socket: Mutex::new(CancellationToken::new()),
             generation: AtomicU64::new(0),
             close_code: AtomicU16::new(1000),
+            parked: AtomicBool::new(false),
         }
     }
 
@@ -86,7 +89,12 @@ impl Logical {
         let previous = std::mem::replace(&mut *self.socket.lock(), token.clone());
         previous.cancel();
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.parked.store(false, Ordering::SeqCst);
         (generation, token)
+    }
+
+    pub fn is_parked(&self) -> bool {
+        self.parked.load(Ordering::SeqCst)
     }
 }
 
@@ -105,6 +113,10 @@ impl Connections {
 
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Logical>> {
+        self.0.iter().map(|entry| entry.value().clone()).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -135,6 +147,7 @@ pub(crate) async fn run(wps: Arc<WebPubSub>, logical: Arc<Logical>, socket: WebS
         SocketEnd::Replaced => {}
         SocketEnd::Broken if logical.subprotocol.is_reliable() && logical.outbox.is_open() => {
             let recovery = wps.config.recovery;
+            logical.parked.store(true, Ordering::SeqCst);
             tokio::spawn(async move {
                 tokio::time::sleep(recovery).await;
                 if logical.generation.load(Ordering::SeqCst) == generation {

@@ -83,6 +83,23 @@ impl WebPubSub {
             .with_state(self.clone())
     }
 
+    /// End every connection: live ones get a `system/disconnected` and a Close (1001: a
+    /// reliable client tries to recover, is refused once this process is gone, and starts
+    /// afresh elsewhere); parked ones end at once.
+    pub fn shutdown(&self) {
+        for logical in self.connections.all() {
+            if logical.is_parked() || !logical.outbox.is_open() {
+                connection::finish(self, &logical, Some("The server is shutting down."));
+            } else {
+                // Its socket writes this, closes, and ends the connection.
+                logical.close_with(
+                    1001,
+                    webpubsub::frames::disconnected("The server is shutting down."),
+                );
+            }
+        }
+    }
+
     pub(crate) fn encoder(&self, subprotocol: Subprotocol) -> Arc<WebPubSubEncoder> {
         match subprotocol {
             Subprotocol::Json => self.json.clone(),
