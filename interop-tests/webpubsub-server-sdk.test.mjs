@@ -1,11 +1,13 @@
 // The Azure Web PubSub server SDK, @azure/web-pubsub 1.2.0, unchanged against rthub: a
 // `WebPubSubServiceClient` from a connection string `Endpoint=<origin>;AccessKey=<key>;Version=1.0;`
 // (the access key defaults to the server API key) sends, manages groups, closes and checks
-// existence; SignalR clients (@microsoft/signalr) in the same group space observe it.
+// existence; SignalR clients (@microsoft/signalr) in the same group space and Web PubSub
+// clients (@azure/web-pubsub-client) with its access tokens observe it.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { WebPubSubServiceClient, odata } from "@azure/web-pubsub";
+import { WebPubSubClient, WebPubSubJsonProtocol } from "@azure/web-pubsub-client";
 import {
   startServer, connect, collect, waitFor, waitForMessages, sleep, SERVER_KEY, signalR,
 } from "./helpers/server.mjs";
@@ -30,7 +32,7 @@ before(async () => {
     { allowInsecureConnection: true });
 });
 after(async () => {
-  await Promise.all(open.map((c) => c.stop().catch(() => {})));
+  await Promise.all(open.map((c) => Promise.resolve(c.stop()).catch(() => {})));
   if (server) await server.stop();
 });
 const client = async () => {
@@ -210,6 +212,62 @@ test("filters from the SDK's odata helper select by user and group; addConnectio
   await nothingBeforeMarker(dana, gotDana);
   await service.removeConnectionsFromGroups(["app:filtered"], "userId ne null");
   assert.equal(await service.groupExists("app:filtered"), false);
+});
+
+// A started Web PubSub client with a token from getClientAccessToken(options): its
+// connection id, and the server and group messages it gets.
+async function webPubSubClient(options, clientOptions = {}) {
+  const { url } = await service.getClientAccessToken(options);
+  const client = new WebPubSubClient(url, clientOptions);
+  const received = { server: [], group: [], connectionId: undefined, disconnected: [] };
+  // `connected` may be emitted after start() resolves.
+  const connected = new Promise((resolve) => client.on("connected", (e) => {
+    received.connectionId = e.connectionId;
+    resolve();
+  }));
+  client.on("server-message", (e) => { received.server.push(e.message); });
+  client.on("group-message", (e) => { received.group.push(e.message); });
+  client.on("disconnected", (e) => { received.disconnected.push(e.message); });
+  await client.start();
+  open.push(client);
+  await connected;
+  return { client, received };
+}
+
+test("a Web PubSub client connects with getClientAccessToken's URL and gets every kind of send", async () => {
+  const { received } = await webPubSubClient({ userId: "sdk-wps", groups: ["app:wps-auto"] });
+  assert.match(received.connectionId, /^[A-Za-z0-9_-]{22}$/);
+  assert.equal(await service.connectionExists(received.connectionId), true);
+  assert.equal(await service.userExists("sdk-wps"), true);
+
+  await service.sendToAll({ to: "all" });
+  await service.sendToUser("sdk-wps", "to the user", { contentType: "text/plain" });
+  await service.sendToConnection(received.connectionId, new Uint8Array([7, 8]));
+  await waitFor(() => received.server.length >= 3, "three server messages");
+  assert.deepEqual(received.server.slice(0, 2).map((m) => [m.dataType, m.data]),
+    [["json", { to: "all" }], ["text", "to the user"]]);
+  assert.equal(received.server[2].dataType, "binary");
+  assert.deepEqual([...new Uint8Array(received.server[2].data)], [7, 8]);
+
+  // The token's group was joined on connect; the SDK adds it to another and sends to both.
+  await service.group("app:wps-auto").sendToAll({ auto: true });
+  await service.group("app:wps-added").addConnection(received.connectionId);
+  await service.group("app:wps-added").sendToAll("added", { contentType: "text/plain" });
+  await waitFor(() => received.group.length >= 2, "two group messages");
+  assert.deepEqual(received.group.map((m) => [m.group, m.data]),
+    [["app:wps-auto", { auto: true }], ["app:wps-added", "added"]]);
+});
+
+// Over the reliable protocol the client tries to recover after any close and reports the
+// refused recovery instead; the plain JSON protocol shows the server's own last message.
+test("closeConnection ends a Web PubSub client with system/disconnected and the reason", async () => {
+  const { client, received } = await webPubSubClient({ userId: "sdk-wps-close" },
+    { protocol: WebPubSubJsonProtocol(), autoReconnect: false });
+  const stopped = new Promise((resolve) => client.on("stopped", resolve));
+  await service.closeConnection(received.connectionId, { reason: "goodbye" });
+  await stopped;
+  assert.ok(received.disconnected.some((m) => m?.message === "goodbye"),
+    JSON.stringify(received.disconnected));
 });
 
 test("a wrong access key, another hub and unsupported filters are refused clearly", async () => {

@@ -217,18 +217,10 @@ fn local_sessions(state: &WebPubSub) -> Vec<Arc<router::Session>> {
     state.router.sessions(0, usize::MAX).1
 }
 
-/// `scheme://host` the caller reached this server at: `public_url` when configured, else the
-/// request's (behind a proxy, its forwarded headers).
+/// `scheme://host` the caller reached this server at (`public_url` when configured), without
+/// a trailing `/`, for the URLs answers carry.
 fn origin(state: &WebPubSub, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.public_url {
-        return url.trim_end_matches('/').to_owned();
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let scheme = header("x-forwarded-proto").unwrap_or("http");
-    let host = header("x-forwarded-host")
-        .or_else(|| header("host"))
-        .unwrap_or("127.0.0.1");
-    format!("{scheme}://{host}")
+    state.origin(headers).trim_end_matches('/').to_owned()
 }
 
 #[cfg(test)]
