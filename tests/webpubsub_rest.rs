@@ -557,3 +557,56 @@ async fn generate_token_signs_a_client_token_for_the_hub() {
     assert_eq!(lifetime, 300);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_generated_token_opens_the_client_endpoint_and_rest_sends_reach_it() {
+    let s = server().await;
+    let path = "/api/hubs/app/:generateToken?userId=frank&group=app%3Ajoined";
+    let (status, body) = s.call("POST", path, None).await;
+    assert_eq!(status, 200, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!(
+        "{}/client/hubs/app?access_token={token}",
+        s.origin.replacen("http", "ws", 1)
+    );
+    let (id, mut socket) = webpubsub(&url).await;
+    assert_eq!(
+        s.call("HEAD", "/api/hubs/app/users/frank", None).await.0,
+        200
+    );
+
+    assert_eq!(
+        s.send_json("/api/hubs/app/users/frank/:send", json!({"u": 1}))
+            .await,
+        202
+    );
+    assert_eq!(
+        next_webpubsub(&mut socket).await,
+        json!({"type": "message", "from": "server", "dataType": "json", "data": {"u": 1}})
+    );
+    let text = Some(("text/plain", b"joined".to_vec()));
+    let (status, _) = s
+        .call("POST", "/api/hubs/app/groups/app%3Ajoined/:send", text)
+        .await;
+    assert_eq!(status, 202);
+    let got = next_webpubsub(&mut socket).await;
+    assert_eq!(
+        (&got["from"], &got["group"]),
+        (&json!("group"), &json!("app:joined"))
+    );
+    assert_eq!(
+        (&got["dataType"], &got["data"]),
+        (&json!("text"), &json!("joined"))
+    );
+
+    let path = format!("/api/hubs/app/connections/{id}?reason=done");
+    assert_eq!(s.call("DELETE", &path, None).await.0, 204);
+    assert_eq!(
+        next_webpubsub(&mut socket).await,
+        json!({"type": "system", "event": "disconnected", "message": "done"})
+    );
+    s.stop().await;
+}

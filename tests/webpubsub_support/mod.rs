@@ -195,3 +195,25 @@ pub async fn expect_close(socket: &mut Socket) -> Value {
     assert_eq!(message["type"], 7, "a Close message: {message}");
     message
 }
+
+/// A Web PubSub connection at `url` speaking `json.webpubsub.azure.v1`: its connection id (from
+/// `system/connected`) and socket.
+pub async fn webpubsub(url: &str) -> (String, Socket) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    let subprotocol = "json.webpubsub.azure.v1";
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", subprotocol.parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], subprotocol);
+    let connected: Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(connected["event"], "connected", "{connected}");
+    let id = connected["connectionId"].as_str().unwrap().to_owned();
+    (id, socket)
+}
+
+/// The next Web PubSub message of `socket`.
+pub async fn next_webpubsub(socket: &mut Socket) -> Value {
+    serde_json::from_str(&next_text(socket).await).unwrap()
+}
