@@ -158,7 +158,7 @@ fn check_hub(hub: &str, uri: &Uri) -> Result<(), ApiError> {
     } else {
         Err(ApiError::not_found(format!(
             "There is no hub '{}' here: this server's hub is '{hub}' ([webpubsub] hub).",
-            normalize(asked)
+            percent_encoding::percent_decode_str(asked).decode_utf8_lossy()
         )))
     }
 }

@@ -1,6 +1,6 @@
-//! Sends: to everyone (`POST /:send`, in `connections.rs` with the other hub actions), a group,
-//! a user, a connection; and the closes of a group's or a user's connections, which share
-//! their paths.
+//! Sends: to everyone (`POST /:send`, dispatched with the other hub actions in
+//! `connections.rs`), a group, a user, a connection; and the closes of a group's or a user's
+//! connections, which share their paths.
 //!
 //! A group send is a channel message from the server ([`ChannelService::send`]): SignalR,
 //! Web PubSub and `/realtime` members of the channel get it as any server send to it. Sends to
