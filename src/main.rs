@@ -12,8 +12,6 @@ async fn main() -> anyhow::Result<()> {
     }
     let development_key = config.development_key.clone();
     let server = RunningServer::start(config).await?;
-    // Scripts and tests read this line for the port (with `--listen 127.0.0.1:0`).
-    println!("rthub listening on http://{}", server.local_addr());
     if let Some(key) = development_key {
         // What `@azure/web-pubsub`'s WebPubSubServiceClient takes.
         println!(
@@ -21,6 +19,9 @@ async fn main() -> anyhow::Result<()> {
             server.local_addr()
         );
     }
+    // Scripts and tests read this line for the port (with `--listen 127.0.0.1:0`), and some
+    // stop reading stdout after it: it is the last line printed.
+    println!("rthub listening on http://{}", server.local_addr());
     tracing::info!(addr = %server.local_addr(), "listening");
     let stop = server.stopper();
     tokio::spawn(async move {
