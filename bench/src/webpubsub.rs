@@ -347,6 +347,64 @@ mod tests {
     }
 
     #[test]
+    fn rthubs_own_frames_are_read_as_they_are_written() {
+        use ::webpubsub::frames::{self, AckError};
+        use ::webpubsub::{Subprotocol, WebPubSubEncoder};
+        use router::{Encoder, Frame, GroupMessage, Outbound, Payload};
+
+        let greeting = frames::connected(None, "conn-1", Some("token"));
+        assert_eq!(connected(&greeting).unwrap(), "conn-1");
+        assert!(matches!(ack_of(&frames::ack_ok(1), 1), Some(Ok(()))));
+        let refused = frames::ack_error(1, AckError::Forbidden, "private channel");
+        let error = ack_of(&refused, 1).unwrap().unwrap_err().to_string();
+        assert!(error.contains("Forbidden"), "{error}");
+        assert_eq!(parse(&frames::pong()).unwrap(), ServerMessage::Pong);
+
+        let text = crate::client::payload(
+            std::time::UNIX_EPOCH + Duration::from_nanos(1_764_000_000_123_456_789),
+        );
+        let message: Outbound =
+            GroupMessage::new("app:bench", Payload::Text(text.as_str().into())).into();
+        for subprotocol in [Subprotocol::Json, Subprotocol::JsonReliable] {
+            let encoder = WebPubSubEncoder::new(subprotocol, "app");
+            let bytes = match encoder.encode(&message).unwrap() {
+                Frame::Whole(bytes) => bytes,
+                Frame::Stamped(stamped) => stamped.stamp(41),
+            };
+            let reliable = subprotocol == Subprotocol::JsonReliable;
+            match parse(&bytes).unwrap() {
+                ServerMessage::Message {
+                    from,
+                    group,
+                    data,
+                    sequence_id,
+                    ..
+                } => {
+                    assert_eq!(from, "group");
+                    assert_eq!(group.as_deref(), Some("app:bench"));
+                    assert_eq!(data, serde_json::json!(text));
+                    assert_eq!(sequence_id, reliable.then_some(41));
+                }
+                other => panic!("not a message: {other:?}"),
+            }
+            assert_eq!(
+                crate::client::stamps(&bytes).collect::<Vec<_>>(),
+                [1_764_000_000_123_456_789]
+            );
+            assert_eq!(highest_sequence_id(&bytes), reliable.then_some(41));
+            if reliable {
+                // A read that ends just after the id's digits keeps them for the next read.
+                let cut = &bytes[..bytes.len() - 1];
+                assert_eq!(highest_sequence_id(cut), None);
+                assert_eq!(
+                    incomplete_sequence_id_at(cut),
+                    cut.len() - SEQUENCE_ID.len() - 2
+                );
+            }
+        }
+    }
+
+    #[test]
     fn acks_go_out_at_most_once_a_second_and_only_for_news() {
         let start = Instant::now();
         let mut acker = Acker::new();
