@@ -219,6 +219,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         plan.window.warmup.as_secs_f64(),
         plan.window.recorded.as_secs_f64()
     )];
+    if wants("s10") {
+        notes.push(format!(
+            "S10's runs: {} s warm-up + {} s recorded.",
+            plan.mixed_window.warmup.as_secs_f64(),
+            plan.mixed_window.recorded.as_secs_f64()
+        ));
+    }
     let subjects: Vec<Subject> = ORDER
         .into_iter()
         .filter(|s| match installed(*s, &paths) {
