@@ -21,7 +21,7 @@ pub const CLIENT_PATH: &str = "/api/_rt/ws/client";
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ClientAccess {
+pub struct ClientAccess {
     /// `baseUrl` with `?access_token=<token>`: what `new WebPubSubClient(url)` takes.
     url: String,
     /// The WebSocket endpoint.

@@ -15,7 +15,7 @@ mod handle;
 pub mod token;
 pub mod upstream;
 
-pub use access::CLIENT_PATH;
+pub use access::{ClientAccess, CLIENT_PATH};
 pub use config::WebPubSubConfig;
 pub use connection::Connections;
 pub use upstream::Upstream;
