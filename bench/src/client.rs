@@ -3,13 +3,16 @@
 //!
 //! Every payload carries `ts:` and 19 digits of nanoseconds since the Unix epoch (the intended
 //! send time), so one byte scan finds it in SignalR JSON, SignalR MessagePack, Engine.IO text
-//! and raw frames alike, without decoding any of them.
+//! Web PubSub JSON and raw frames alike, without decoding any of them.
 
 use crate::ceiling::small_buffers;
+use crate::webpubsub;
 use anyhow::{anyhow, bail, Context};
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -33,6 +36,9 @@ pub enum Dialect {
         messagepack: bool,
         hub: &'static str,
     },
+    /// Azure Web PubSub's JSON subprotocol (`reliable`: its reliable variant) on rthub's
+    /// `/api/_rt/ws`, the client URL asked for with the server `key`.
+    WebPubSub { reliable: bool, key: &'static str },
 }
 
 /// A 64-byte payload stamped with its intended send time.
@@ -86,14 +92,30 @@ impl Dialect {
                     .ok_or_else(|| anyhow!("negotiate answered {negotiated}"))?;
                 format!("ws://{addr}{hub}?id={token}")
             }
+            Dialect::WebPubSub { key, .. } => webpubsub::client_url(http, addr, key).await?,
         };
+        let mut request = url.as_str().into_client_request()?;
+        if let Some(subprotocol) = self.subprotocol() {
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_static(subprotocol),
+            );
+        }
         let stream = connect_tcp(addr).await?;
-        let (mut socket, _) =
-            tokio_tungstenite::client_async_with_config(&url, stream, Some(small_buffers()))
+        let (mut socket, response) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(small_buffers()))
                 .await
                 .with_context(|| format!("connect {url}"))?;
         match self {
             Dialect::RawWs => {}
+            Dialect::WebPubSub { .. } => {
+                let chosen = response.headers().get("sec-websocket-protocol");
+                if chosen.and_then(|v| v.to_str().ok()) != self.subprotocol() {
+                    bail!("the server chose subprotocol {chosen:?}");
+                }
+                let greeting = expect(&mut socket, |_| true).await?;
+                webpubsub::connected(&greeting)?;
+            }
             Dialect::SocketIo => {
                 expect(&mut socket, |f| f.starts_with(b"0")).await?;
                 socket.send(Message::text("40")).await?;
@@ -113,10 +135,29 @@ impl Dialect {
         Ok(socket)
     }
 
+    /// The WebSocket subprotocol a client asks for, if the protocol names one.
+    pub fn subprotocol(self) -> Option<&'static str> {
+        match self {
+            Dialect::WebPubSub {
+                reliable: false, ..
+            } => Some(webpubsub::JSON),
+            Dialect::WebPubSub { reliable: true, .. } => Some(webpubsub::RELIABLE),
+            _ => None,
+        }
+    }
+
     /// Joins `group` and waits until the server confirms.
     pub async fn join(self, socket: &mut Socket, group: &str) -> anyhow::Result<()> {
         match self {
             Dialect::RawWs => Ok(()),
+            Dialect::WebPubSub { .. } => {
+                // Each connection joins once, so one ack id per connection is enough.
+                socket
+                    .send(Message::text(webpubsub::join_group(group, 1)))
+                    .await?;
+                let ack = expect(socket, |f| webpubsub::ack_of(f, 1).is_some()).await?;
+                webpubsub::ack_of(&ack, 1).unwrap_or_else(|| Err(anyhow!("no ack")))
+            }
             Dialect::SocketIo => {
                 socket
                     .send(Message::text(format!("42[\"join\",\"{group}\"]")))
@@ -171,6 +212,7 @@ impl Dialect {
             Dialect::SignalR { messagepack: true, .. } => {
                 Message::binary(messagepack_invocation(None, "SendToGroup", &[group, payload]))
             }
+            Dialect::WebPubSub { .. } => Message::text(webpubsub::send_to_group(group, payload)),
         }
     }
 
@@ -180,7 +222,7 @@ impl Dialect {
         match self {
             Dialect::RawWs => Message::binary(payload.as_bytes().to_vec()),
             Dialect::SocketIo => Message::text(format!("42[\"echo\",\"{payload}\"]")),
-            Dialect::SignalR { .. } => self.publish(own_group, payload),
+            Dialect::SignalR { .. } | Dialect::WebPubSub { .. } => self.publish(own_group, payload),
         }
     }
 
@@ -193,6 +235,7 @@ impl Dialect {
             Dialect::SignalR {
                 messagepack: true, ..
             } => Some(Message::binary(vec![0x02, 0x91, 0x06])),
+            Dialect::WebPubSub { .. } => Some(Message::text(webpubsub::PING)),
             _ => None,
         }
     }

@@ -40,6 +40,7 @@ pub struct Recorder {
     pub expected: AtomicU64,
 }
 
+#[derive(Clone)]
 struct RecorderInner {
     histogram: Histogram<u64>,
     delivered: u64,
@@ -124,6 +125,12 @@ pub struct Measured {
     pub server_system_us_per_delivery: f64,
     pub server_cpu_share: f64,
     pub loader_cpu_share: f64,
+    /// Server RSS at the end of the run (S10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_bytes: Option<u64>,
+    /// Server RSS growth per member while these members connected and joined (S10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_per_member: Option<f64>,
     pub valid: bool,
     pub invalid_because: Vec<String>,
 }
@@ -146,19 +153,85 @@ impl Watch {
 
     /// Waits for the deliveries still in flight, then turns counts into figures and gates.
     pub async fn finish(self, recorder: &Recorder, offered_per_s: f64) -> Measured {
-        let expected = recorder.expected.load(Ordering::Relaxed);
+        let mut each = self.finish_each(&[recorder], &[offered_per_s]).await;
+        each.swap_remove(0)
+    }
+
+    /// Like [`Watch::finish`] for a run whose members are split over several recorders (one
+    /// per protocol of a mixed group): one figure set per recorder, with the server's CPU per
+    /// delivery of the whole run (it cannot be split by protocol), and — for more than one
+    /// recorder — a last set for all of them together.
+    pub async fn finish_each(
+        self,
+        recorders: &[&Recorder],
+        offered_per_s: &[f64],
+    ) -> Vec<Measured> {
+        let expected: u64 = recorders
+            .iter()
+            .map(|r| r.expected.load(Ordering::Relaxed))
+            .sum();
+        let delivered = || recorders.iter().map(|r| r.delivered()).sum::<u64>();
         let deadline = Instant::now() + DRAIN;
-        while recorder.delivered() < expected && Instant::now() < deadline {
+        while delivered() < expected && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let server_alive = self.server.finish();
         let (server, server_share) = server_alive.unwrap_or_default();
         let (_, loader_share) = self.loader.finish().unwrap_or_default();
-        let inner = recorder.inner.lock().expect("recorder");
+        let mut tallies: Vec<(RecorderInner, u64, f64)> = recorders
+            .iter()
+            .zip(offered_per_s)
+            .map(|(r, &offered)| {
+                let inner = r.inner.lock().expect("recorder").clone();
+                (inner, r.expected.load(Ordering::Relaxed), offered)
+            })
+            .collect();
+        if tallies.len() > 1 {
+            let mut all = tallies[0].0.clone();
+            for (inner, _, _) in &tallies[1..] {
+                let _ = all.histogram.add(&inner.histogram);
+                all.delivered += inner.delivered;
+                all.last_delivery = all.last_delivery.max(inner.last_delivery);
+            }
+            tallies.push((all, expected, offered_per_s.iter().sum()));
+        }
+        let delivered_in_run: u64 = tallies
+            .iter()
+            .take(recorders.len())
+            .map(|t| t.0.delivered)
+            .sum();
+        let run = Run {
+            server,
+            server_share,
+            loader_share,
+            server_alive: server_alive.is_some(),
+            started_ns: self.started_ns,
+            delivered: delivered_in_run,
+        };
+        tallies
+            .iter()
+            .map(|(inner, expected, offered)| run.measure(inner, *expected, *offered))
+            .collect()
+    }
+}
+
+/// What one run's watch saw of the processes.
+struct Run {
+    server: crate::procfs::CpuTimes,
+    server_share: f64,
+    loader_share: f64,
+    server_alive: bool,
+    started_ns: u64,
+    /// Deliveries of the whole run, over which the server's CPU is spread.
+    delivered: u64,
+}
+
+impl Run {
+    fn measure(&self, inner: &RecorderInner, expected: u64, offered_per_s: f64) -> Measured {
         let delivered = inner.delivered;
         let span_s = (inner.last_delivery.saturating_sub(self.started_ns)) as f64 / 1e9;
         let ms = |q: f64| inner.histogram.value_at_quantile(q) as f64 / 1000.0;
-        let per_delivery = |s: f64| s * 1e6 / delivered.max(1) as f64;
+        let per_delivery = |s: f64| s * 1e6 / self.delivered.max(1) as f64;
         let mut invalid_because = Vec::new();
         if delivered < expected {
             invalid_because.push(format!(
@@ -166,17 +239,17 @@ impl Watch {
                 expected - delivered
             ));
         }
-        if loader_share > LOADER_CPU_GATE {
+        if self.loader_share > LOADER_CPU_GATE {
             invalid_because.push(format!(
                 "loader used {:.0} % of its core (gate {:.0} %)",
-                loader_share * 100.0,
+                self.loader_share * 100.0,
                 LOADER_CPU_GATE * 100.0
             ));
         }
         if expected == 0 {
             invalid_because.push("nothing was sent".into());
         }
-        if server_alive.is_none() {
+        if !self.server_alive {
             invalid_because.push("the server exited during the run".into());
         }
         Measured {
@@ -192,10 +265,12 @@ impl Watch {
             p99_ms: ms(0.99),
             p999_ms: ms(0.999),
             max_ms: inner.histogram.max() as f64 / 1000.0,
-            server_user_us_per_delivery: per_delivery(server.user),
-            server_system_us_per_delivery: per_delivery(server.system),
-            server_cpu_share: server_share,
-            loader_cpu_share: loader_share,
+            server_user_us_per_delivery: per_delivery(self.server.user),
+            server_system_us_per_delivery: per_delivery(self.server.system),
+            server_cpu_share: self.server_share,
+            loader_cpu_share: self.loader_share,
+            server_rss_bytes: None,
+            server_rss_per_member: None,
             valid: invalid_because.is_empty(),
             invalid_because,
         }

@@ -10,16 +10,18 @@ mod ceiling;
 mod client;
 mod http_transports;
 mod load;
+mod member;
 mod procfs;
 mod report;
 mod scenarios;
 mod servers;
 mod sse;
+mod webpubsub;
 
 use clap::{Parser, Subcommand};
 use load::Window;
 use report::{Figures, Machine, Report, Row};
-use scenarios::{Runner, SseServer};
+use scenarios::{GroupRun, Runner, SseServer};
 use servers::{Paths, Subject};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,8 +53,12 @@ struct RunArgs {
     /// Rounds of every step (the report gives the median of valid rounds).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// Scenarios to run (comma-separated): s1, s3, s4, s6, s7, s8, s9.
-    #[arg(long, value_delimiter = ',', default_value = "s1,s3,s4,s6,s7,s8,s9")]
+    /// Scenarios to run (comma-separated): s1, s3, s4, s6, s7, s8, s9, s10.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "s1,s3,s4,s6,s7,s8,s9,s10"
+    )]
     only: Vec<String>,
     /// The rthub binary under test.
     #[arg(long, default_value = "target/release/rthub")]
@@ -84,6 +90,12 @@ struct Plan {
     sse_creates: (usize, Vec<f64>),
     /// S9: idle SSE subscribers for the memory figure.
     sse_idle: Vec<usize>,
+    /// S10: members per protocol of the mixed group (the single-protocol groups beside it
+    /// have its total size), and the publish rates.
+    mixed: (usize, Vec<f64>),
+    /// S10's window: longer than the others', so that the figures rest on more messages per
+    /// member at its low rates.
+    mixed_window: Window,
 }
 
 impl Plan {
@@ -103,6 +115,11 @@ impl Plan {
                 write_path_secs: 1,
                 sse_creates: (5, vec![20.0]),
                 sse_idle: vec![20],
+                mixed: (5, vec![20.0]),
+                mixed_window: Window {
+                    warmup: Duration::from_millis(300),
+                    recorded: Duration::from_secs(1),
+                },
             }
         } else {
             Plan {
@@ -125,6 +142,12 @@ impl Plan {
                 write_path_secs: 5,
                 sse_creates: (100, vec![100.0, 300.0, 1_000.0]),
                 sse_idle: vec![1_000],
+                // 900 members: 18 k and 45 k deliveries/s, within one loader core's reach.
+                mixed: (300, vec![20.0, 50.0]),
+                mixed_window: Window {
+                    warmup: Duration::from_secs(1),
+                    recorded: Duration::from_secs(20),
+                },
             }
         }
     }
@@ -157,7 +180,9 @@ fn installed(subject: Subject, paths: &Paths) -> Result<(), String> {
         Subject::RthubJson
         | Subject::RthubMsgpack
         | Subject::RthubSse
-        | Subject::RthubLongPolling => !paths.rthub.exists(),
+        | Subject::RthubLongPolling
+        | Subject::RthubWebPubSub
+        | Subject::RthubWebPubSubReliable => !paths.rthub.exists(),
         Subject::Ceiling => false,
     };
     if missing {
@@ -194,6 +219,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         plan.window.warmup.as_secs_f64(),
         plan.window.recorded.as_secs_f64()
     )];
+    if wants("s10") {
+        notes.push(format!(
+            "S10's runs: {} s warm-up + {} s recorded.",
+            plan.mixed_window.warmup.as_secs_f64(),
+            plan.mixed_window.recorded.as_secs_f64()
+        ));
+    }
     let subjects: Vec<Subject> = ORDER
         .into_iter()
         .filter(|s| match installed(*s, &paths) {
@@ -372,6 +404,43 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                         round,
                         figures: Figures::Memory(memory),
                     });
+                }
+            }
+        }
+        if wants("s10") && subjects.contains(&Subject::RthubJson) {
+            let (per_protocol, rates) = &plan.mixed;
+            let total = per_protocol * scenarios::MIXED.len();
+            let runs = scenarios::GroupSpec::all(*per_protocol);
+            let mut gone: Vec<&'static str> = Vec::new();
+            for &rate in rates {
+                for scenarios::GroupSpec { labels, parts } in &runs {
+                    let skipped = |why: &str| {
+                        let why = why.to_owned();
+                        labels.iter().map(move |_| Figures::Skipped(why.clone()))
+                    };
+                    let figures: Vec<Figures> = if gone.contains(&labels[0]) {
+                        skipped("collapsed at a lower rate").collect()
+                    } else {
+                        match runner.group_fanout(parts, rate, plan.mixed_window).await {
+                            GroupRun::Ran(measured) => {
+                                measured.into_iter().map(Figures::Load).collect()
+                            }
+                            GroupRun::Skipped(why) => skipped(&why).collect(),
+                        }
+                    };
+                    if figures.iter().any(collapsed) {
+                        gone.push(labels[0]);
+                    }
+                    for (&subject, figures) in labels.iter().zip(figures) {
+                        record(Row {
+                            scenario: "S10",
+                            setting: format!("{total} members × {rate} msg/s"),
+                            x: rate * total as f64,
+                            subject,
+                            round,
+                            figures,
+                        });
+                    }
                 }
             }
         }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+mod mixed;
 mod sse;
 
 /// One run of one subject at one setting.
@@ -179,6 +180,7 @@ const SCENARIO_TITLES: &[(&str, &str)] = &[
     ("S7", "S7 — collection write → `change` on PostgreSQL"),
     ("S8", "S8 — rthub's transports: members on WebSockets, Server-Sent Events, long polling (JSON; the publisher on WebSockets)"),
     ("S9", "S9 — SSE: create → event, rthub's `/realtime` (SQLite, PostgreSQL) and PocketBase's `/api/realtime`"),
+    ("S10", "S10 — fan-out to one group of mixed protocols (SignalR JSON, MessagePack, Web PubSub) beside groups of one protocol, same size"),
 ];
 
 impl Report {
@@ -217,6 +219,7 @@ impl Report {
             match *scenario {
                 "S1" => self.memory_table(&summary, &keys, &mut out),
                 "S9" => sse::tables(&summary, &keys, &mut out),
+                "S10" => mixed::table(&summary, &keys, &mut out),
                 _ => self.load_table(&summary, &keys, &mut out),
             }
             if *scenario == "S4" {
@@ -346,6 +349,8 @@ const COLOURS: &[(&str, &str)] = &[
     ("rthub-sse", "#8c564b"),
     ("rthub-longpolling", "#e377c2"),
     ("pocketbase", "#17becf"),
+    ("rthub-wps", "#bcbd22"),
+    ("rthub-wps-reliable", "#7f7f7f"),
 ];
 
 /// A small hand-written SVG: p99 latency (log scale) against offered deliveries/s.

@@ -1,6 +1,6 @@
 //! The scenarios of `benchmarks.md` §5.2 that rthub can run today: S1 idle memory, S3 echo
-//! round trip, S4 group fan-out, S6 REST send to a group, S7 collection write → `change`, and
-//! S9 create → SSE event beside PocketBase.
+//! round trip, S4 group fan-out, S6 REST send to a group, S7 collection write → `change`, S9
+//! create → SSE event beside PocketBase, and S10 fan-out to a group of mixed protocols.
 //! Each run starts a fresh server process and tears it down afterwards.
 
 use crate::client::{Dialect, Socket};
@@ -11,6 +11,7 @@ use crate::load::{
 use crate::procfs::{rss_bytes, slab_bytes};
 use crate::servers::{Paths, RthubSettings, Server, Subject};
 use anyhow::{anyhow, bail, Context};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
@@ -19,8 +20,10 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 mod http;
+mod mixed;
 mod realtime;
 
+pub use mixed::{GroupRun, GroupSpec, MIXED};
 pub use realtime::SseServer;
 
 /// Memory per idle connection (S1).
@@ -234,32 +237,56 @@ impl Runner {
         rate: f64,
         window: Window,
     ) -> anyhow::Result<Measured> {
-        let dialect = subject.dialect();
         let group = subject.group("bench");
+        let (watch, mut sink) = self
+            .publish_on_schedule(
+                server,
+                subject.dialect(),
+                &group,
+                rate,
+                window,
+                |schedule| recorder.expect(schedule, members),
+            )
+            .await?;
+        let measured = watch.finish(recorder, rate * members as f64).await;
+        let _ = sink.close().await;
+        Ok(measured)
+    }
+
+    /// One publisher connection, not a member, sending to `group` on an open-loop schedule;
+    /// `arm` gets the schedule before the first send (to tell the recorders what to expect).
+    /// Returns the watch started with the first recorded message, and the publisher, which
+    /// must stay open until the deliveries are in: a server may drop the invocations of a
+    /// connection that closes (aiosignalr drops its last one).
+    async fn publish_on_schedule(
+        &self,
+        server: &Server,
+        dialect: Dialect,
+        group: &str,
+        rate: f64,
+        window: Window,
+        arm: impl FnOnce(&Schedule),
+    ) -> anyhow::Result<(Watch, SplitSink<Socket, Message>)> {
         let publisher = dialect.connect(&self.http, &server.addr, false).await?;
         let (mut sink, mut source) = publisher.split();
         // The publisher's own inbound (pings, its echo on raw servers) must be read, not left
         // to fill the server's buffers.
         tokio::spawn(async move { while let Some(Ok(_)) = source.next().await {} });
         let schedule = Schedule::new(rate, window, 0.0);
-        recorder.expect(&schedule, members);
+        arm(&schedule);
         let mut watch = None;
         let mut batches = schedule.batches();
         while let Some(batch) = batches.next().await {
             if batch.starts_recording {
                 watch = Some(Watch::start(server.pid));
             }
-            let frames = batch.payloads.iter().map(|p| dialect.publish(&group, p));
+            let frames = batch.payloads.iter().map(|p| dialect.publish(group, p));
             if !send_batch(&mut sink, frames).await {
                 break;
             }
         }
         let watch = watch.ok_or_else(|| anyhow!("the publisher stopped before recording"))?;
-        // The publisher stays open until the deliveries are in: a server may drop the
-        // invocations of a connection that closes (aiosignalr drops its last one).
-        let measured = watch.finish(recorder, rate * members as f64).await;
-        let _ = sink.close().await;
-        Ok(measured)
+        Ok((watch, sink))
     }
 
     /// S3: `clients` connections each send at `rate` per second and time the round trip.
@@ -289,7 +316,7 @@ impl Runner {
         for i in 0..clients {
             let mut socket = dialect.connect(&self.http, &server.addr, true).await?;
             let own = subject.group(&format!("echo{i}"));
-            if matches!(dialect, Dialect::SignalR { .. }) {
+            if matches!(dialect, Dialect::SignalR { .. } | Dialect::WebPubSub { .. }) {
                 dialect.join(&mut socket, &own).await?;
             }
             let (sink, source) = socket.split();

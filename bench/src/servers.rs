@@ -26,6 +26,10 @@ pub enum Subject {
     RthubSse,
     /// rthub with members on long polling (JSON); publishers use WebSockets.
     RthubLongPolling,
+    /// rthub's Web PubSub endpoint, `json.webpubsub.azure.v1`.
+    RthubWebPubSub,
+    /// rthub's Web PubSub endpoint, `json.reliable.webpubsub.azure.v1` (members ack).
+    RthubWebPubSubReliable,
     /// PocketBase (Go, one binary, SQLite): only its `/api/realtime` SSE stream is measured (S9).
     PocketBase,
 }
@@ -41,6 +45,8 @@ impl Subject {
             Subject::RthubMsgpack => "rthub-msgpack",
             Subject::RthubSse => "rthub-sse",
             Subject::RthubLongPolling => "rthub-longpolling",
+            Subject::RthubWebPubSub => "rthub-wps",
+            Subject::RthubWebPubSubReliable => "rthub-wps-reliable",
             Subject::PocketBase => "pocketbase",
         }
     }
@@ -64,6 +70,14 @@ impl Subject {
                 messagepack: true,
                 hub: "/api/_rt/signalr",
             },
+            Subject::RthubWebPubSub => Dialect::WebPubSub {
+                reliable: false,
+                key: SERVER_KEY,
+            },
+            Subject::RthubWebPubSubReliable => Dialect::WebPubSub {
+                reliable: true,
+                key: SERVER_KEY,
+            },
         }
     }
 
@@ -82,6 +96,8 @@ impl Subject {
                 | Subject::RthubMsgpack
                 | Subject::RthubSse
                 | Subject::RthubLongPolling
+                | Subject::RthubWebPubSub
+                | Subject::RthubWebPubSubReliable
         )
     }
 }
@@ -99,6 +115,10 @@ impl Paths {
         self.root.join("bench/peers")
     }
 }
+
+/// The server key rthub runs with where the loader needs one (REST sends, `/realtime`, and
+/// the Web PubSub client URL).
+pub const SERVER_KEY: &str = "rthub-bench-server-key";
 
 /// Extra settings for an rthub run.
 #[derive(Clone, Debug, Default)]
@@ -198,7 +218,9 @@ impl Server {
             Subject::RthubJson
             | Subject::RthubMsgpack
             | Subject::RthubSse
-            | Subject::RthubLongPolling => {
+            | Subject::RthubLongPolling
+            | Subject::RthubWebPubSub
+            | Subject::RthubWebPubSubReliable => {
                 command.arg(&paths.rthub).args(["--listen", &listen]);
                 let database = rthub.database.clone().unwrap_or_else(|| {
                     format!(
@@ -210,7 +232,13 @@ impl Server {
                 if let Some(schema) = &rthub.schema {
                     command.arg("--schema").arg(schema);
                 }
-                if let Some(key) = &rthub.server_key {
+                // Web PubSub clients get their URL with the server key.
+                let key = rthub.server_key.as_deref().or(matches!(
+                    subject.dialect(),
+                    Dialect::WebPubSub { .. }
+                )
+                .then_some(SERVER_KEY));
+                if let Some(key) = key {
                     command.args(["--server-key", key]);
                 }
                 command.env("RUST_LOG", "warn");

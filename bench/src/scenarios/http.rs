@@ -8,7 +8,7 @@ pub(super) const ITEMS_SCHEMA: &str = r#"{"collections": [{"name": "items",
   "properties": [{"name": "name", "type": "string"}, {"name": "price", "type": "decimal"}],
   "access": [{"method": "POST", "roleNames": ["_EVERYONE"]}, {"method": "LISTEN", "roleNames": ["_EVERYONE"]}]}]}"#;
 
-pub(super) const SERVER_KEY: &str = "rthub-bench-server-key";
+pub(super) use crate::servers::SERVER_KEY;
 
 /// A fresh PostgreSQL database for one run, dropped afterwards.
 pub struct Database {
