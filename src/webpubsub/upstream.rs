@@ -296,7 +296,11 @@ impl Upstream {
         if !inner.config.forwards_system_event("connected") {
             return;
         }
-        let Some(task) = inner.notify(context, "connected", b"{}".to_vec(), None) else {
+        let tracked = Tracked {
+            state: inner.state_of(context),
+            connected: None,
+        };
+        let Some(task) = inner.notify(context, "connected", b"{}".to_vec(), tracked) else {
             return;
         };
         inner
@@ -318,7 +322,7 @@ impl Upstream {
             return;
         }
         let body = cloudevent::disconnected_body(reason);
-        inner.notify(context, "disconnected", body, Some(tracked));
+        inner.notify(context, "disconnected", body, tracked);
     }
 
     /// A user event (`event` messages, `invoke`): the handler's answer, if it has a body.
@@ -425,7 +429,11 @@ impl Inner {
         let status = response.status();
         let headers = response.headers();
         let content_type = headers.get(CONTENT_TYPE).cloned();
-        let state = headers.get_all(CONNECTION_STATE).iter().last().cloned();
+        let state = headers
+            .get_all(CONNECTION_STATE)
+            .iter()
+            .next_back()
+            .cloned();
         let limit = if status.is_success() {
             MAX_REPLY_BYTES
         } else {
@@ -503,14 +511,15 @@ impl Inner {
         }
     }
 
-    /// Sends `connected` or `disconnected` from a background task, after `previous` (the
-    /// connection's `connected`, for `disconnected`) is done. `None`: not sent.
+    /// Sends `connected` or `disconnected` from a background task with `tracked`'s state (as
+    /// it was when the event happened: `disconnected` may come before `connected` is sent),
+    /// after `tracked`'s `connected` task (for `disconnected`) is done. `None`: not sent.
     fn notify(
         self: &Arc<Self>,
         context: &ConnectionContext,
         event: &'static str,
         body: Vec<u8>,
-        previous: Option<Tracked>,
+        tracked: Tracked,
     ) -> Option<JoinHandle<()>> {
         let connection_id = &context.connection_id;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -529,20 +538,14 @@ impl Inner {
         let this = self.clone();
         let context = context.clone();
         Some(runtime.spawn(async move {
-            let mut previous = previous.unwrap_or_default();
-            if let Some(connected) = previous.connected.take() {
+            if let Some(connected) = tracked.connected {
                 let _ = connected.await;
             }
             // Never closed, so acquiring only waits.
             let _permit = this.notify_permits.clone().acquire_owned().await;
             let ce_type = format!("sys.{event}");
-            // `disconnected` carries the state the map no longer holds.
-            let state = match previous.state {
-                Some(state) => Some(state),
-                None => this.state_of(&context),
-            };
             let sent = this
-                .send(&context, &ce_type, event, state, JSON_UTF8, body)
+                .send(&context, &ce_type, event, tracked.state, JSON_UTF8, body)
                 .await;
             if let Err(error) = sent {
                 this.report(&error, &context, event);
