@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use validation::Validator;
-use warnings::{Kind, Warnings};
+use warnings::{Kind, LogId, Warnings};
 
 /// Who a connection is, as every upstream event names it.
 #[derive(Debug, Clone)]
@@ -151,10 +151,12 @@ struct Answer {
     body: Bytes,
 }
 
-/// A reqwest error with its causes ("error sending request" alone says little).
-fn describe(error: &reqwest::Error) -> String {
+/// A reqwest error with its causes ("error sending request" alone says little), without the
+/// URL: a handler's query may hold its key (an Azure Functions `code=`).
+pub(crate) fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
@@ -177,19 +179,29 @@ fn origin_of(origin: &str) -> String {
     }
 }
 
+/// A handler URL for logs: no user info, no query (either may hold a secret).
+pub(crate) fn shown_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
 fn handler(config: &WebPubSubConfig, origin: &str) -> Option<Handler> {
     let raw = config.event_handler.as_deref()?;
     // The service's URL template: `{hub}` is our one hub (letters, digits, `_`: no escaping).
     let url = match Url::parse(&raw.replace("{hub}", &config.hub)) {
         Ok(url) => url,
         Err(error) => {
-            tracing::error!(event_handler = raw, %error, "webpubsub.event_handler is not a URL; no events are sent");
+            tracing::error!(%error, "webpubsub.event_handler is not a URL; no events are sent");
             return None;
         }
     };
     if raw.contains("{event}") {
         tracing::warn!(
-            event_handler = raw,
+            event_handler = %shown_url(&url),
             "webpubsub.event_handler: the {{event}} template is not expanded; every event goes to this one URL"
         );
     }
@@ -209,7 +221,7 @@ fn handler(config: &WebPubSubConfig, origin: &str) -> Option<Handler> {
             client,
         }),
         Err(error) => {
-            tracing::error!(error = %describe(&error), "the event handler's HTTP client could not be built; no events are sent");
+            tracing::error!(error = %describe(error), "the event handler's HTTP client could not be built; no events are sent");
             None
         }
     }
@@ -275,7 +287,7 @@ impl Upstream {
                 Ok(Some(response))
             }
             Err(SendError::Status(status, detail)) if status.is_client_error() => {
-                tracing::debug!(connection_id = %context.connection_id, %status, "the event handler refused the connection");
+                tracing::debug!(connection_id = %LogId(&context.connection_id), %status, "the event handler refused the connection");
                 Err(match status {
                     StatusCode::BAD_REQUEST => ConnectRefusal::BadRequest(detail),
                     StatusCode::UNAUTHORIZED => ConnectRefusal::Unauthorized(detail),
@@ -335,7 +347,7 @@ impl Upstream {
         let inner = &self.inner;
         if !inner.config.forwards_user_event(name) {
             tracing::debug!(
-                connection_id = %context.connection_id,
+                connection_id = %LogId(&context.connection_id),
                 event = name,
                 "user event acknowledged and dropped: no event handler takes it"
             );
@@ -414,7 +426,7 @@ impl Inner {
             if error.is_timeout() {
                 SendError::Timeout(timeout)
             } else {
-                SendError::Unreachable(describe(&error))
+                SendError::Unreachable(describe(error))
             }
         };
         let mut response = handler
@@ -477,7 +489,7 @@ impl Inner {
         let kind = match error {
             // Logged where they were found.
             SendError::NoHandler | SendError::NotAllowed(_) => {
-                tracing::debug!(connection_id = %context.connection_id, event, %error, "event not sent");
+                tracing::debug!(connection_id = %LogId(&context.connection_id), event, %error, "event not sent");
                 return;
             }
             SendError::Unreachable(_) => Kind::Unreachable,
@@ -523,7 +535,7 @@ impl Inner {
     ) -> Option<JoinHandle<()>> {
         let connection_id = &context.connection_id;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::debug!(%connection_id, event, "no async runtime; event not sent");
+            tracing::debug!(connection_id = %LogId(connection_id), event, "no async runtime; event not sent");
             return None;
         };
         if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_NOTIFICATIONS {

@@ -99,7 +99,7 @@ impl Envelope<'_> {
         if let Some(user_id) = context.user_id.as_deref().filter(|u| !u.is_empty()) {
             if !insert(&mut headers, "ce-userid", user_id) {
                 tracing::debug!(
-                    connection_id,
+                    connection_id = %super::warnings::LogId(connection_id),
                     "the user id has a character a header cannot carry; ce-userId left out"
                 );
             }

@@ -97,19 +97,21 @@ impl Validator {
                         "the event handler {} does not allow deliveries from '{}' (it answered \
                          the abuse-protection OPTIONS with {status} and no matching \
                          WebHook-Allowed-Origin); no events are sent to it",
-                        self.url, self.origin
+                        super::shown_url(&self.url),
+                        self.origin
                     ),
                 );
                 false
             }
             Err(error) => {
+                let error = super::describe(error);
                 warnings.warn(
                     Kind::Unreachable,
                     None,
                     &format!(
                         "the event handler {} could not be validated (abuse-protection \
                          OPTIONS): {error}; no events are sent to it until it answers",
-                        self.url
+                        super::shown_url(&self.url)
                     ),
                 );
                 false
@@ -125,7 +127,7 @@ impl Validator {
             warnings.answered();
         }
         if allowed && !known.is_some_and(|k| k.allowed) {
-            tracing::info!(url = %self.url, origin = %self.origin, "the event handler allows our deliveries");
+            tracing::info!(url = %super::shown_url(&self.url), origin = %self.origin, "the event handler allows our deliveries");
         }
         *known = Some(Known {
             allowed,

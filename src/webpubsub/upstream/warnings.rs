@@ -3,7 +3,19 @@
 //! warning, the rest debug lines, until the handler answers again (an info line), which arms
 //! every kind anew.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A connection id as logs show it, like `RandomId::redacted`: the first six characters, to
+/// follow a connection without handing out the id.
+pub struct LogId<'a>(pub &'a str);
+
+impl fmt::Display for LogId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.0.get(..6).unwrap_or(self.0);
+        write!(f, "{shown}…")
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -36,16 +48,20 @@ pub struct Warnings {
 
 impl Warnings {
     pub fn warn(&self, kind: Kind, connection_id: Option<&str>, message: &str) {
-        let connection_id = connection_id.unwrap_or("");
+        let connection_id = connection_id.map(LogId);
         if !self.warned[kind.index()].swap(true, Ordering::AcqRel) {
             tracing::warn!(
-                connection_id,
+                connection_id = connection_id.map(tracing::field::display),
                 ?kind,
                 "{message} (further failures of this kind are logged at debug level until the \
                  event handler answers again)"
             );
         } else {
-            tracing::debug!(connection_id, ?kind, "{message}");
+            tracing::debug!(
+                connection_id = connection_id.map(tracing::field::display),
+                ?kind,
+                "{message}"
+            );
         }
     }
 
