@@ -8,6 +8,7 @@
 //! space.
 
 pub mod config;
+pub mod token;
 pub mod upstream;
 
 pub use config::WebPubSubConfig;
