@@ -42,6 +42,8 @@ pub const SIGNALR_PATH: &str = "/api/_rt/signalr";
 pub struct App {
     pub router: Router,
     pub hub: HubServer,
+    /// Web PubSub's connections, closed on shutdown.
+    pub webpubsub: Arc<crate::webpubsub::WebPubSub>,
     /// Whether the listener is paused at the open-file limit (reported by `/readyz`).
     pub accept: Arc<AcceptState>,
     /// Stops the background work (the change feed) on shutdown.
@@ -179,6 +181,14 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         groups.clone(),
         background.clone(),
     )?);
+    let webpubsub = crate::webpubsub::WebPubSub::new(
+        config.webpubsub.clone(),
+        groups.clone(),
+        channels.clone(),
+        auth.clone(),
+        &config.api_name,
+        config.public_url.clone(),
+    );
     let channels_api = Arc::new(ChannelsApi {
         channels,
         connections: connections.clone(),
@@ -218,6 +228,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         .route("/api/_auth", post(service_account_token).with_state(auth))
         .merge(channels::rest::routes(channels_api))
         .merge(crate::realtime::routes(realtime))
+        .merge(webpubsub.routes())
         .merge(openapi)
         .merge(crate::console::api::routes(console_api))
         .merge(crate::console::routes())
@@ -243,6 +254,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     Ok(App {
         router,
         hub,
+        webpubsub,
         accept,
         background,
     })
@@ -276,7 +288,7 @@ async fn ready(State(readiness): State<Readiness>) -> Response {
 }
 
 /// `scheme://host` of a request, as the client addressed it.
-fn request_origin(headers: &axum::http::HeaderMap) -> String {
+pub(crate) fn request_origin(headers: &axum::http::HeaderMap) -> String {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let scheme = header("x-forwarded-proto").unwrap_or("http");
     let host = header("x-forwarded-host")

@@ -10,9 +10,17 @@ async fn main() -> anyhow::Result<()> {
         // Printed, never logged: logs are kept, the terminal is the developer's.
         println!("development server key (x-apikey): {key}");
     }
+    let development_key = config.development_key.clone();
     let server = RunningServer::start(config).await?;
     // Scripts and tests read this line for the port (with `--listen 127.0.0.1:0`).
     println!("rthub listening on http://{}", server.local_addr());
+    if let Some(key) = development_key {
+        // What `@azure/web-pubsub`'s WebPubSubServiceClient takes.
+        println!(
+            "Web PubSub connection string: Endpoint=http://{};AccessKey={key};Version=1.0;",
+            server.local_addr()
+        );
+    }
     tracing::info!(addr = %server.local_addr(), "listening");
     let stop = server.stopper();
     tokio::spawn(async move {

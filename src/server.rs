@@ -46,6 +46,7 @@ impl RunningServer {
         let app::App {
             router,
             hub,
+            webpubsub,
             accept,
             background,
         } = app::build(&config).await?;
@@ -57,6 +58,7 @@ impl RunningServer {
                 .with_graceful_shutdown(async move {
                     stopping.cancelled().await;
                     tracing::info!("shutting down: closing connections");
+                    webpubsub.shutdown();
                     hub.shutdown(SHUTDOWN_GRACE).await;
                     background.cancel();
                 })

@@ -104,6 +104,8 @@ struct Replay {
     bytes: usize,
     /// Written before the replayed messages; `None` where the ids travel inside them.
     preamble: Option<SequenceEncoder>,
+    /// More unacknowledged messages than this make the connection a slow consumer.
+    max_messages: usize,
 }
 
 struct Shared {
@@ -165,12 +167,17 @@ impl Outbox {
         // A single frame larger than the limit still goes out on an idle connection; the limit
         // is about a backlog, not about one message.
         let backlog = state.bytes.max(replay_bytes);
+        let too_many = sequenced
+            && state
+                .replay
+                .as_ref()
+                .is_some_and(|r| r.frames.len() >= r.max_messages);
         let frame = match frame {
             Outgoing::Whole(frame) => frame,
             // Stamped under the lock: the id and the queue position must agree.
             Outgoing::Stamped(stamped) => stamped.stamp(state.next_id),
         };
-        if backlog > 0 && backlog + frame.len() > limit {
+        if too_many || (backlog > 0 && backlog + frame.len() > limit) {
             state.queue.clear();
             state.bytes = 0;
             state.replay = None;
@@ -234,7 +241,15 @@ impl Outbox {
             frames: VecDeque::new(),
             bytes: 0,
             preamble,
+            max_messages: usize::MAX,
         }));
+    }
+
+    /// With replay on: at most `messages` unacknowledged messages (Web PubSub's 1000).
+    pub fn limit_unacked(&self, messages: usize) {
+        if let Some(replay) = self.0.state.lock().replay.as_mut() {
+            replay.max_messages = messages;
+        }
     }
 
     /// The client has every hub message up to `sequence_id`.
@@ -505,6 +520,10 @@ mod tests {
         outbox.ack(1);
         assert!(outbox.reattach());
         assert_eq!(take(&outbox).await, [r#"{"sequenceId":2,"data":1}"#]);
+        outbox.limit_unacked(2);
+        outbox.push_stamped(&stamped).unwrap();
+        assert_eq!(outbox.push_stamped(&stamped), Err(PushError::Overflow));
+        assert!(outbox.overflowed());
     }
 
     #[tokio::test]

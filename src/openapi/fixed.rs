@@ -21,10 +21,45 @@ pub(super) fn describe(doc: &mut Doc) {
         "realtime",
         "RestDB-style Server-Sent Events of database and custom events.",
     );
+    doc.tag(
+        "webpubsub",
+        "Azure Web PubSub: client access URLs (the client protocols are WebSockets).",
+    );
     health(doc);
     auth(doc);
     channels(doc);
     realtime(doc);
+    webpubsub(doc);
+}
+
+fn webpubsub(doc: &mut Doc) {
+    let access = doc.schema_of::<crate::webpubsub::ClientAccess>();
+    let answer = ResponseBuilder::new()
+        .description(
+            "The client URL: as text, or `{url, baseUrl, token}` with `Accept: application/json`.",
+        )
+        .content(
+            "text/plain",
+            Content::new(Some(ObjectBuilder::new().schema_type(Type::String))),
+        )
+        .content("application/json", Content::new(Some(access)));
+    let operation = OperationBuilder::new()
+        .tag("webpubsub")
+        .operation_id(Some("webPubSubClientAccess"))
+        .summary(Some(
+            "A Web PubSub client URL whose token carries the caller's identity",
+        ))
+        .securities(Some(security(false)))
+        .parameter(query_parameter(
+            "group",
+            "A group (`<api-name>:<channel>`) to join on connect; repeatable.",
+        ))
+        .response("200", answer.build());
+    doc.operation(
+        "/api/_rt/ws",
+        HttpMethod::Get,
+        errors(operation, &[400, 401, 403]).build(),
+    );
 }
 
 fn status_object(statuses: &[&str]) -> ObjectBuilder {
