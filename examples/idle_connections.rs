@@ -1,11 +1,13 @@
-//! Measures the server's memory per idle SignalR connection.
+//! Measures the server's memory per idle SignalR or Web PubSub connection.
 //!
 //! Starts `rthub` (the binary given, with `--listen 127.0.0.1:0`), reads its RSS, opens N
-//! connections the way a client does (negotiate, WebSocket, JSON handshake, JoinGroup), lets
-//! them idle, and reads the RSS again.
+//! connections the way a client does (SignalR: negotiate, WebSocket, JSON handshake,
+//! JoinGroup; Web PubSub: `GET /api/_rt/ws`, WebSocket with the subprotocol, `joinGroup` and
+//! its ack), lets them idle, and reads the RSS again.
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example idle_connections -- target/release/rthub 1000
+//! cargo run --release --example idle_connections -- target/release/rthub 1000 webpubsub   # or webpubsub-reliable
 //! ```
 
 use futures_util::{SinkExt, StreamExt};
@@ -32,6 +34,13 @@ async fn main() {
         .next()
         .map(|n| n.parse().expect("a count"))
         .unwrap_or(1000);
+    let protocol = args.next().unwrap_or_else(|| "signalr".into());
+    let subprotocol = match protocol.as_str() {
+        "signalr" => None,
+        "webpubsub" => Some("json.webpubsub.azure.v1"),
+        "webpubsub-reliable" => Some("json.reliable.webpubsub.azure.v1"),
+        other => panic!("protocol {other}: signalr, webpubsub or webpubsub-reliable"),
+    };
 
     let mut server = Command::new(&binary)
         .args(["--listen", "127.0.0.1:0"])
@@ -46,18 +55,18 @@ async fn main() {
     // Warm up allocator arenas and lazily built state with a few connections first.
     let mut sockets = Vec::with_capacity(count + 10);
     for _ in 0..10 {
-        sockets.push(connect(&http, &addr).await);
+        sockets.push(connect(&http, &addr, subprotocol).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(pid);
     for _ in 0..count {
-        sockets.push(connect(&http, &addr).await);
+        sockets.push(connect(&http, &addr, subprotocol).await);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(pid);
     let per = (after.saturating_sub(before) * 1024) as f64 / count as f64;
     println!(
-        "{count} idle connections: server RSS {before} KiB -> {after} KiB, {per:.0} bytes per connection"
+        "{count} idle {protocol} connections: server RSS {before} KiB -> {after} KiB, {per:.0} bytes per connection"
     );
     drop(sockets);
     let _ = server.kill();
@@ -67,7 +76,53 @@ async fn main() {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(http: &reqwest::Client, addr: &str) -> Socket {
+async fn connect(http: &reqwest::Client, addr: &str, subprotocol: Option<&str>) -> Socket {
+    match subprotocol {
+        None => connect_signalr(http, addr).await,
+        Some(subprotocol) => connect_webpubsub(http, addr, subprotocol).await,
+    }
+}
+
+async fn connect_webpubsub(http: &reqwest::Client, addr: &str, subprotocol: &str) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = http
+        .get(format!("http://{addr}/api/_rt/ws"))
+        .send()
+        .await
+        .expect("GET /api/_rt/ws")
+        .text()
+        .await
+        .expect("a client URL");
+    let mut request = url.into_client_request().expect("a WebSocket URL");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        subprotocol.parse().expect("a header value"),
+    );
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+            .await
+            .expect("WebSocket");
+    socket
+        .send(Message::text(
+            r#"{"type":"joinGroup","group":"app:idle","ackId":1}"#,
+        ))
+        .await
+        .unwrap();
+    // `connected`, then the ack.
+    let mut seen = String::new();
+    while !seen.contains("\"type\":\"ack\"") {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => seen.push_str(&text),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    socket
+}
+
+async fn connect_signalr(http: &reqwest::Client, addr: &str) -> Socket {
     let negotiated: serde_json::Value = http
         .post(format!(
             "http://{addr}/api/_rt/signalr/negotiate?negotiateVersion=1"

@@ -228,6 +228,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         .route("/api/_auth", post(service_account_token).with_state(auth))
         .merge(channels::rest::routes(channels_api))
         .merge(crate::realtime::routes(realtime))
+        .merge(crate::webpubsub::rest::routes(webpubsub.clone()))
         .merge(webpubsub.routes())
         .merge(openapi)
         .merge(crate::console::api::routes(console_api))

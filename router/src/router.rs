@@ -299,6 +299,20 @@ impl Router {
         }
     }
 
+    /// The ids of `user`'s connections on this node (sessions of identity kind `User`), in the
+    /// order they connected: what acting on "every connection of a user" needs beyond a send
+    /// (joining or leaving groups), since those go by connection id.
+    pub fn user_connections(&self, user: &str) -> Vec<Arc<str>> {
+        Tables::snapshot(&self.inner.tables.users, user)
+            .map(|seats| {
+                seats
+                    .iter()
+                    .map(|seat| seat.session.id().as_arc().clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Sessions on this node.
     pub fn connection_count(&self) -> usize {
         self.inner.tables.sessions.len()

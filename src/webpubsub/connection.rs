@@ -71,7 +71,9 @@ impl Logical {
             registration: Mutex::new(Some(registration)),
             socket: Mutex::new(CancellationToken::new()),
             generation: AtomicU64::new(0),
-            close_code: AtomicU16::new(1000),
+            // A close by the server ends a reliable connection for good: 1008 tells its client
+            // not to try recovering it (and keep the `system/disconnected` reason it got).
+            close_code: AtomicU16::new(if subprotocol.is_reliable() { 1008 } else { 1000 }),
             parked: AtomicBool::new(false),
         }
     }

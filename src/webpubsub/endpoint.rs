@@ -84,8 +84,13 @@ async fn connect(
     // is read whole and refused with a 1009 that reaches the client (cut off mid-frame, the
     // unread rest would reset the TCP connection before the Close arrives).
     let hard_limit = wps.config.max_message_bytes.saturating_mul(4);
+    // Small socket buffers, as SignalR's: tungstenite's 128 KiB defaults are kept per idle
+    // connection, and the read buffer never bounds a message's size.
+    let defaults = negotiate::ConnectionOptions::default();
     let upgrade = upgrade
         .protocols([subprotocol.name()])
+        .read_buffer_size(defaults.websocket_read_buffer_bytes)
+        .write_buffer_size(defaults.websocket_write_buffer_bytes)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit);
     let query = Query::parse(raw.as_deref());
@@ -287,13 +292,9 @@ fn recover(
         .into_response()
 }
 
+/// Only a Close: the client keeps the `system/disconnected` reason its connection ended with.
 async fn refuse_recovery(socket: &mut WebSocket, reason: &'static str) {
     tracing::debug!(reason, "refused a Web PubSub recovery");
-    let _ = socket
-        .send(Message::Text(Utf8Bytes::from_static(
-            r#"{"type":"system","event":"disconnected","message":"The connection cannot be recovered."}"#,
-        )))
-        .await;
     let close = Message::Close(Some(CloseFrame {
         code: 1008,
         reason: Utf8Bytes::from_static(reason),

@@ -12,6 +12,7 @@ pub mod config;
 mod connection;
 mod endpoint;
 mod handle;
+pub mod rest;
 pub mod token;
 pub mod upstream;
 
