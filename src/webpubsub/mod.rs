@@ -60,7 +60,11 @@ impl WebPubSub {
             None => format!("process-{}", rt_core::RandomId::generate().as_str()).into(),
         };
         Arc::new(Self {
-            upstream: Upstream::new(config.clone()),
+            // The handler's abuse-protection check names us by our public host.
+            upstream: match &public_url {
+                Some(url) => Upstream::new(config.clone()).with_origin(url),
+                None => Upstream::new(config.clone()),
+            },
             config,
             router,
             channels,
