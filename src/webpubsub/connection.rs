@@ -73,7 +73,11 @@ impl Logical {
             generation: AtomicU64::new(0),
             // A close by the server ends a reliable connection for good: 1008 tells its client
             // not to try recovering it (and keep the `system/disconnected` reason it got).
-            close_code: AtomicU16::new(if subprotocol.is_reliable() { 1008 } else { 1000 }),
+            close_code: AtomicU16::new(if subprotocol.is_reliable() {
+                1008
+            } else {
+                1000
+            }),
             parked: AtomicBool::new(false),
         }
     }

@@ -135,8 +135,17 @@ async fn connect(
                     identity.kind = rt_core::IdentityKind::User;
                 }
             }
-            roles = answer.roles.unwrap_or(roles);
-            groups = answer.groups.unwrap_or(groups);
+            // As the service: the handler's roles and groups add to the token's.
+            for role in answer.roles.unwrap_or_default() {
+                if !roles.contains(&role) {
+                    roles.push(role);
+                }
+            }
+            for group in answer.groups.unwrap_or_default() {
+                if !groups.contains(&group) {
+                    groups.push(group);
+                }
+            }
             ConnectionContext {
                 user_id: identity.user_id.clone(),
                 ..context
