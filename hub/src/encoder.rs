@@ -28,6 +28,16 @@ impl HubEncoder {
     }
 }
 
+/// A payload as a field: JSON and text as they are, binary as its base64 string (kept in
+/// `binary`, which must outlive the field).
+fn data_field<'a>(data: &'a Payload, binary: &'a mut Option<serde_json::Value>) -> Field<'a> {
+    match data {
+        Payload::Json(value) => Field::Value(value),
+        Payload::Text(text) => Field::Str(text),
+        Payload::Binary(_) => Field::Value(binary.insert(data.to_json())),
+    }
+}
+
 fn optional(text: &Option<Arc<str>>) -> Field<'_> {
     text.as_deref().map_or(Field::Null, Field::Str)
 }
@@ -42,18 +52,10 @@ impl Encoder for HubEncoder {
         match message {
             // `{group, data, fromUserId, fromConnectionId}`, in that order.
             Outbound::Group(message) => {
-                let binary;
-                let data = match &message.data {
-                    Payload::Json(value) => Field::Value(value),
-                    Payload::Text(text) => Field::Str(text),
-                    Payload::Binary(_) => {
-                        binary = message.data.to_json();
-                        Field::Value(&binary)
-                    }
-                };
+                let mut binary = None;
                 let argument = [
                     ("group", Field::Str(&message.group)),
-                    ("data", data),
+                    ("data", data_field(&message.data, &mut binary)),
                     ("fromUserId", optional(&message.from_user_id)),
                     ("fromConnectionId", optional(&message.from_connection_id)),
                 ];
@@ -79,18 +81,10 @@ impl Encoder for HubEncoder {
             }
             // A server message outside any group: the `message` shape with a null group.
             Outbound::Direct(message) => {
-                let binary;
-                let data = match &message.data {
-                    Payload::Json(value) => Field::Value(value),
-                    Payload::Text(text) => Field::Str(text),
-                    Payload::Binary(_) => {
-                        binary = message.data.to_json();
-                        Field::Value(&binary)
-                    }
-                };
+                let mut binary = None;
                 let argument = [
                     ("group", Field::Null),
-                    ("data", data),
+                    ("data", data_field(&message.data, &mut binary)),
                     ("fromUserId", Field::Null),
                     ("fromConnectionId", Field::Null),
                 ];
@@ -138,6 +132,26 @@ mod tests {
             Some(Frame::Whole(bytes)) => bytes.to_vec(),
             other => panic!("a whole frame, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn server_messages_have_a_null_group_and_a_close_ends_without_reconnect() {
+        let json = HubEncoder::new(Arc::new(JsonHubProtocol));
+        let direct = Outbound::Direct(router::DirectMessage {
+            data: Payload::Binary(vec![1, 2].into()),
+        });
+        assert_eq!(
+            String::from_utf8(whole(json.encode(&direct))).unwrap(),
+            "{\"type\":1,\"target\":\"message\",\"arguments\":[{\"group\":null,\"data\":\"AQI=\",\"fromUserId\":null,\"fromConnectionId\":null}]}\u{1e}"
+        );
+        let close = Outbound::Close(router::Disconnect {
+            reason: Some("bye".into()),
+        });
+        assert_eq!(
+            String::from_utf8(whole(json.encode(&close))).unwrap(),
+            "{\"type\":7,\"error\":\"bye\"}\u{1e}",
+            "allowReconnect is left out when false, as ASP.NET Core writes it"
+        );
     }
 
     #[test]
