@@ -192,6 +192,18 @@ pub enum ConfigError {
     },
 }
 
+/// A setting that must be at least 1 (counts, sizes, intervals).
+pub(crate) fn positive(value: u64, setting: &'static str) -> Result<u64, ConfigError> {
+    if value == 0 {
+        Err(ConfigError::Invalid {
+            setting,
+            reason: "must be at least 1".into(),
+        })
+    } else {
+        Ok(value)
+    }
+}
+
 /// The settings in force.
 #[derive(Clone)]
 pub struct Config {

@@ -1,6 +1,6 @@
 //! `[realtime]` in the config file.
 
-use crate::config::ConfigError;
+use crate::config::{positive, ConfigError};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -44,16 +44,6 @@ impl Default for RealtimeConfig {
 
 impl RealtimeConfig {
     pub fn resolve(file: FileRealtime) -> Result<Self, ConfigError> {
-        let positive = |value: u64, setting: &'static str| {
-            if value == 0 {
-                Err(ConfigError::Invalid {
-                    setting,
-                    reason: "must be at least 1".into(),
-                })
-            } else {
-                Ok(value)
-            }
-        };
         Ok(Self {
             global: file.global.unwrap_or(false),
             ping: Duration::from_secs(positive(

@@ -1,7 +1,7 @@
 //! `[webpubsub]` in the config file: the hub, its access key, the event handler and the limits
 //! of reliable connections (Azure's, by default).
 
-use crate::config::ConfigError;
+use crate::config::{positive, ConfigError};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -103,13 +103,6 @@ impl WebPubSubConfig {
                 format!("'{unknown}' is not one of connect, connected, disconnected"),
             ));
         }
-        let positive = |value: u64, setting: &'static str| {
-            if value == 0 {
-                Err(invalid(setting, "must be at least 1"))
-            } else {
-                Ok(value)
-            }
-        };
         Ok(Self {
             hub,
             access_key: file.access_key,

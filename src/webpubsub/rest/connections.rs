@@ -3,10 +3,9 @@
 
 use super::filter::Filter;
 use super::send::{close, payload, send_to_all};
-use super::{local_sessions, origin, redacted, select, server_identity, status};
+use super::{local_sessions, origin, redacted, select, status};
 use super::{unknown_action, QueryParams, WebPubSub};
 use crate::api_error::{ApiError, ApiPath as Path};
-use crate::channels::{ChannelError, On};
 use crate::webpubsub::token::{client_audience, issue, ClientClaims};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -98,21 +97,8 @@ async fn bulk_groups(
         Some(filter) => select(sessions, filter, &[]),
         None => sessions.iter().map(|s| s.id().as_arc().clone()).collect(),
     };
-    let identity = server_identity();
     for channel in &channels {
-        for connection in &connections {
-            let on = On::Named(connection);
-            let done = if join {
-                state.channels.join(&identity, on, channel, false).await
-            } else {
-                state.channels.leave(&identity, on, channel).await
-            };
-            match done {
-                // Closed meanwhile: it is in no group any more.
-                Ok(()) | Err(ChannelError::UnknownConnection) => {}
-                Err(error) => return Err(error.into()),
-            }
-        }
+        super::groups::each_connection(state, &connections, channel, join).await?;
     }
     Ok(status(StatusCode::OK))
 }

@@ -158,7 +158,7 @@ pub(super) async fn remove_user(
 }
 
 /// Join (or leave) each of `connections` to `channel`; one that closed meanwhile is skipped.
-async fn each_connection(
+pub(super) async fn each_connection(
     state: &WebPubSub,
     connections: &[Arc<str>],
     channel: &Channel,
