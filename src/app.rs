@@ -63,6 +63,8 @@ pub enum BuildError {
     Store { url: String, source: StoreError },
     #[error("the OpenAPI description: {0}")]
     OpenApi(serde_json::Error),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 pub async fn build(config: &Config) -> Result<App, BuildError> {
@@ -90,8 +92,20 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         Dialect::Sqlite
     };
 
-    // The one group space of every protocol; its observers hear every session end.
-    let groups = router::Router::new();
+    let background = CancellationToken::new();
+    // The one group space of every protocol (of every node, with a cluster); its observers
+    // hear every session end.
+    let cluster = match &config.cluster {
+        Some(cluster) => Some(crate::cluster::Cluster::start(
+            cluster.clone(),
+            background.clone(),
+        )?),
+        None => None,
+    };
+    let groups = match &cluster {
+        Some(cluster) => router::Router::with_backplane(cluster.backplane.clone()),
+        None => router::Router::new(),
+    };
     let connections = negotiate::Connections::default();
     let subscriptions = Arc::new(Subscriptions::default());
     groups.observe(subscriptions.clone());
@@ -104,7 +118,6 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
             )
         })
         .collect();
-    let background = CancellationToken::new();
     // Deliver what is committed from now on (older changes are StreamChanges' replay): read
     // before serving, so a change written right after start-up is never behind the start.
     let start = store.last_seq().await.map_err(store_error)?;
@@ -211,6 +224,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
             get(ready).with_state(Readiness {
                 store: store.clone(),
                 accept: accept.clone(),
+                cluster: cluster.as_ref().map(|c| c.status.clone()),
             }),
         )
         .route(
@@ -265,10 +279,13 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
 struct Readiness {
     store: SharedStore,
     accept: Arc<AcceptState>,
+    cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 /// `/readyz`: the database answers and new connections are accepted (not paused at the
 /// open-file limit); `openFiles` tells the limit, what is in use and the pauses so far.
+/// With a cluster, `cluster` tells this node's id and whether it reaches Redis; without
+/// Redis the node still serves its own clients, so it is `degraded` (200), not unready.
 async fn ready(State(readiness): State<Readiness>) -> Response {
     let open_files = readiness.accept.report();
     let unavailable = |reason: &str| {
@@ -285,7 +302,15 @@ async fn ready(State(readiness): State<Readiness>) -> Response {
     if readiness.accept.at_limit() {
         return unavailable("open-file limit");
     }
-    Json(json!({ "status": "ready", "openFiles": open_files })).into_response()
+    match &readiness.cluster {
+        Some(cluster) => {
+            let status = if cluster.is_up() { "ready" } else { "degraded" };
+            let body =
+                json!({ "status": status, "openFiles": open_files, "cluster": cluster.report() });
+            Json(body).into_response()
+        }
+        None => Json(json!({ "status": "ready", "openFiles": open_files })).into_response(),
+    }
 }
 
 /// `scheme://host` of a request, as the client addressed it.

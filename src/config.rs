@@ -61,6 +61,9 @@ pub struct Cli {
     /// Log format [default: text]. The filter is RUST_LOG (default `info`).
     #[arg(long, env = "RTHUB_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Redis URL that joins this process to a cluster (`[cluster] redis`); none: alone.
+    #[arg(long, env = "RTHUB_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
     #[command(flatten)]
     pub signalr: SignalrArgs,
 }
@@ -149,6 +152,8 @@ struct FileConfig {
     realtime: crate::realtime::config::FileRealtime,
     #[serde(default)]
     webpubsub: crate::webpubsub::config::FileWebPubSub,
+    #[serde(default)]
+    cluster: crate::cluster::config::FileCluster,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -223,6 +228,8 @@ pub struct Config {
     pub signalr: SignalrConfig,
     pub realtime: crate::realtime::RealtimeConfig,
     pub webpubsub: crate::webpubsub::WebPubSubConfig,
+    /// `None`: this process runs alone.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// A bearer token that may read `/metrics` on a non-loopback listener.
     pub metrics_token: Option<String>,
 }
@@ -441,6 +448,7 @@ impl Config {
             webpubsub: crate::webpubsub::WebPubSubConfig::resolve(file.webpubsub)?
                 .with_default_key(server_key.as_deref()),
             metrics_token: file.metrics_token.filter(|t| !t.is_empty()),
+            cluster: crate::cluster::ClusterConfig::resolve(file.cluster, cli.redis)?,
         })
     }
 }

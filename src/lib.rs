@@ -5,6 +5,7 @@ pub mod api_error;
 pub mod app;
 pub mod auth;
 pub mod channels;
+pub mod cluster;
 pub mod collections;
 pub mod config;
 pub mod console;

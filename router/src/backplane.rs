@@ -12,17 +12,21 @@
 //!   changes.
 
 use crate::message::Outbound;
+use crate::router::MemberInfo;
 use crate::session::Membership;
+use crate::session::Session;
 use crate::target::Target;
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use rt_core::Identity;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
 /// Which router a message came from, so a node can skip its own publications.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct NodeId(pub u64);
 
 impl NodeId {
@@ -38,8 +42,23 @@ impl fmt::Debug for NodeId {
     }
 }
 
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for NodeId {
+    type Err = std::num::ParseIntError;
+
+    /// The 16 hex digits that `Display` writes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16).map(Self)
+    }
+}
+
 /// A send that other nodes deliver to their own members.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
     pub origin: NodeId,
     pub target: Target,
@@ -47,7 +66,7 @@ pub struct Envelope {
 }
 
 /// An action on a connection, run by the node that owns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Join {
         connection_id: Arc<str>,
@@ -73,7 +92,7 @@ impl Command {
 }
 
 /// The owner's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     Done,
     Identity(Arc<Identity>),
@@ -85,6 +104,8 @@ pub enum BackplaneError {
     UnknownConnection,
     #[error("the backplane is unavailable: {0}")]
     Unavailable(String),
+    #[error("the node that owns the connection did not answer in time")]
+    Timeout,
 }
 
 /// The router side a backplane delivers into.
@@ -99,13 +120,44 @@ pub trait BackplaneHandler: Send + Sync + 'static {
 /// on the send path and under a group's lock (which keeps one group's subscribe and unsubscribe
 /// in order). Queue the work instead.
 pub trait Backplane: Send + Sync + 'static {
+    /// The node id this backplane is known by to the others, if it has one already (a
+    /// configured cluster node); otherwise the router picks a random one.
+    fn node(&self) -> Option<NodeId> {
+        None
+    }
     /// Called once, when the router is built.
     fn attach(&self, node: NodeId, handler: Weak<dyn BackplaneHandler>);
     fn publish(&self, envelope: Envelope);
     fn subscribe(&self, group: &str);
     fn unsubscribe(&self, group: &str);
+    /// Resolves once every subscription asked for so far is active, so that a join that
+    /// awaits it is reached by any send after it, from any node. Must not wait long when the
+    /// network is away (the join stands locally).
+    fn subscribed(&self) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
     /// Run `command` on the node that owns its connection and wait for that node's reply.
     fn command(&self, command: Command) -> BoxFuture<'static, Result<Reply, BackplaneError>>;
+
+    // Bookkeeping for the cluster-wide views (who owns a connection, where a user is, the
+    // members of a group). One process needs none of it: the defaults do nothing. Like
+    // `publish`, these must queue rather than wait.
+
+    /// `session` registered here; `first_of_user` when it is its user's first one here.
+    fn connected(&self, _session: &Session, _first_of_user: bool) {}
+    /// `session` is gone; `last_of_user` when its user has no other one here.
+    fn disconnected(&self, _session: &Session, _last_of_user: bool) {}
+    /// A member of this node joined `group` (or changed how it is in it).
+    fn joined(&self, _group: &str, _member: &MemberInfo) {}
+    fn left(&self, _group: &str, _connection_id: &str) {}
+    /// The members of `group` on every node, in no particular order; `None` when this
+    /// backplane keeps no cluster-wide presence (then this node's members are all of them).
+    fn members(
+        &self,
+        _group: &str,
+    ) -> Option<BoxFuture<'static, Result<Vec<MemberInfo>, BackplaneError>>> {
+        None
+    }
 }
 
 /// One process on its own.

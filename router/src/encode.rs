@@ -22,6 +22,31 @@ impl ProtocolId {
     }
 }
 
+impl serde::Serialize for ProtocolId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
+/// Another node's protocol names (presence lists): interned, since the few protocols there
+/// are each need one `'static` name. Only the backplane, which is trusted, sends them.
+impl<'de> serde::Deserialize<'de> for ProtocolId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        static NAMES: parking_lot::Mutex<Vec<&'static str>> = parking_lot::Mutex::new(Vec::new());
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let mut names = NAMES.lock();
+        if let Some(known) = names.iter().find(|known| **known == name) {
+            return Ok(Self(known));
+        }
+        if names.len() >= 64 {
+            return Err(serde::de::Error::custom("too many protocol names"));
+        }
+        let leaked: &'static str = Box::leak(name.into_owned().into_boxed_str());
+        names.push(leaked);
+        Ok(Self(leaked))
+    }
+}
+
 impl fmt::Debug for ProtocolId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)

@@ -4,12 +4,13 @@
 
 use base64::Engine;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A message's body as its sender gave it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Payload {
     Json(Value),
     Text(Arc<str>),
@@ -41,7 +42,7 @@ impl Payload {
 
 /// A message sent to a channel (PRODUCT.md section 5): by a connection, or by the server when
 /// `from_connection_id` is `None`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupMessage {
     pub group: Arc<str>,
     pub data: Payload,
@@ -61,7 +62,7 @@ impl GroupMessage {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Operation {
     Create,
     Update,
@@ -79,7 +80,7 @@ impl Operation {
 }
 
 /// One committed write of a collection (PRODUCT.md section 5, "Change").
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeMessage {
     pub collection: Arc<str>,
     pub operation: Operation,
@@ -115,7 +116,7 @@ impl ChangeMessage {
 }
 
 /// An application event with a name (`/realtime`'s `publish`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomEvent {
     pub name: Arc<str>,
     pub data: Payload,
@@ -126,7 +127,7 @@ pub struct CustomEvent {
 
 /// A call of a client method with arguments, for protocols that have them (SignalR); others
 /// skip it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invocation {
     pub target: Cow<'static, str>,
     pub arguments: Vec<Value>,
@@ -143,20 +144,20 @@ impl Invocation {
 
 /// A message from the server to connections it names (everyone, a user, a connection), not
 /// through a group: Web PubSub's `from: "server"` messages.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DirectMessage {
     pub data: Payload,
 }
 
 /// The server ends connections: each protocol writes its last words (SignalR's `Close`, Web
 /// PubSub's `system/disconnected`) and the connection closes for good, without recovery.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Disconnect {
     pub reason: Option<Arc<str>>,
 }
 
 /// Everything the router delivers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outbound {
     Group(GroupMessage),
     Change(ChangeMessage),

@@ -43,12 +43,23 @@ pub struct Delivery {
 }
 
 /// One member of a group, as presence lists show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberInfo {
     pub connection_id: Arc<str>,
     pub identity: Arc<Identity>,
     pub protocol: ProtocolId,
     pub read_only: bool,
+}
+
+impl MemberInfo {
+    fn of(session: &Session, membership: Membership) -> Self {
+        Self {
+            connection_id: session.id().as_arc().clone(),
+            identity: session.identity().clone(),
+            protocol: session.protocol(),
+            read_only: membership.read_only,
+        }
+    }
 }
 
 /// A page of a group's members.
@@ -87,7 +98,7 @@ impl Router {
 
     /// A router that shares its group space with other nodes through `backplane`.
     pub fn with_backplane(backplane: Arc<dyn Backplane>) -> Self {
-        let node = NodeId::random();
+        let node = backplane.node().unwrap_or_else(NodeId::random);
         let inner = Arc::new(Inner {
             node,
             tables: Tables::default(),
@@ -118,6 +129,7 @@ impl Router {
             .tables
             .sessions
             .insert(id.clone(), session.clone());
+        let mut first_of_user = false;
         if let (IdentityKind::User, Some(user)) =
             (session.identity().kind, &session.identity().user_id)
         {
@@ -125,8 +137,11 @@ impl Router {
                 session: session.clone(),
                 membership: Membership::default(),
             };
-            Tables::seat(&self.inner.tables.users, user.clone(), seat, |_| {});
+            Tables::seat(&self.inner.tables.users, user.clone(), seat, |presence| {
+                first_of_user = presence == Presence::First;
+            });
         }
+        self.inner.backplane.connected(&session, first_of_user);
         self.inner
             .stats
             .session(session.protocol(), session.transport(), 1);
@@ -159,11 +174,15 @@ impl Router {
         for (group, _) in groups {
             self.inner.unseat_group(&group, id);
         }
+        let mut last_of_user = false;
         if let (IdentityKind::User, Some(user)) =
             (session.identity().kind, &session.identity().user_id)
         {
-            Tables::unseat(&self.inner.tables.users, user, id, |_| {});
+            Tables::unseat(&self.inner.tables.users, user, id, |presence| {
+                last_of_user = presence == Presence::Last;
+            });
         }
+        self.inner.backplane.disconnected(session, last_of_user);
         self.inner
             .stats
             .session(session.protocol(), session.transport(), -1);
@@ -222,7 +241,9 @@ impl Router {
         membership: Membership,
     ) -> Result<(), RouterError> {
         if let Some(session) = self.session(connection_id) {
-            return self.inner.join_local(&session, group, membership);
+            self.inner.join_local(&session, group, membership)?;
+            self.inner.backplane.subscribed().await;
+            return Ok(());
         }
         let command = Command::Join {
             connection_id: connection_id.into(),
@@ -289,14 +310,38 @@ impl Router {
                 .iter()
                 .skip(offset)
                 .take(limit)
-                .map(|seat| MemberInfo {
-                    connection_id: seat.session.id().as_arc().clone(),
-                    identity: seat.session.identity().clone(),
-                    protocol: seat.session.protocol(),
-                    read_only: seat.membership.read_only,
-                })
+                .map(|seat| MemberInfo::of(&seat.session, seat.membership))
                 .collect(),
         }
+    }
+
+    /// The members of `group` on every node: this node's first, in join order, then the
+    /// others' ordered by connection id (a stable order for paging). Without a backplane
+    /// that keeps presence, the same as [`Router::members`].
+    pub async fn cluster_members(
+        &self,
+        group: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Members, RouterError> {
+        let Some(everywhere) = self.inner.backplane.members(group) else {
+            return Ok(self.members(group, offset, limit));
+        };
+        let local = self.members(group, 0, usize::MAX).members;
+        let mut remote: Vec<MemberInfo> = everywhere
+            .await?
+            .into_iter()
+            .filter(|m| self.session(&m.connection_id).is_none())
+            .collect();
+        remote.sort_unstable_by(|a, b| a.connection_id.cmp(&b.connection_id));
+        let count = local.len() + remote.len();
+        let members = local
+            .into_iter()
+            .chain(remote)
+            .skip(offset)
+            .take(limit)
+            .collect();
+        Ok(Members { count, members })
     }
 
     /// The ids of `user`'s connections on this node (sessions of identity kind `User`), in the
@@ -399,6 +444,7 @@ impl Inner {
                 backplane.subscribe(group);
             }
         });
+        backplane.joined(group, &MemberInfo::of(session, membership));
         Ok(())
     }
 
@@ -411,11 +457,13 @@ impl Inner {
 
     fn unseat_group(&self, group: &str, connection_id: &str) {
         let backplane = &self.backplane;
+        // Callers only unseat what the session's own table says it is in.
         Tables::unseat(&self.tables.groups, group, connection_id, |presence| {
             if presence == Presence::Last {
                 backplane.unsubscribe(group);
             }
         });
+        backplane.left(group, connection_id);
     }
 
     /// The local part of a send.

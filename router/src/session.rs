@@ -8,7 +8,7 @@ use rt_core::{Identity, Outbox, RandomId};
 use std::sync::Arc;
 
 /// How a connection belongs to a group.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Membership {
     /// Receives but may not send (private channels joined with `readOnly: true`).
     pub read_only: bool,

@@ -1,8 +1,9 @@
 //! Whom a message goes to, and how far.
 
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
     /// Every connection, everywhere.
     All,

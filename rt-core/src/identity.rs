@@ -6,7 +6,9 @@ use std::sync::Arc;
 /// What kind of principal an identity is. Ids are only unique within a kind: a user JWT may
 /// carry any `sub`, including one that looks like a service account's, so ownership compares
 /// the kind and the id together ([`Identity::same_principal`]), never a formatted string.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum IdentityKind {
     /// No user: no credentials, or only an API key.
     #[default]
@@ -17,7 +19,7 @@ pub enum IdentityKind {
     ServiceAccount,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     /// Which namespace `user_id` belongs to.
     pub kind: IdentityKind,

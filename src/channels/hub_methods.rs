@@ -96,14 +96,15 @@ pub fn hub_methods(channels: ChannelService, methods: HubMethods) -> HubMethods 
         .method(
             "GroupMembers",
             move |caller: Caller, (group,): (String,)| {
-                let outcome = members
-                    .wire(&group)
-                    .and_then(|channel| {
-                        let id = Some(caller.connection_id.as_str());
-                        members.members(&caller.identity, id, &channel, 1, MEMBERS_PAGE)
-                    })
-                    .map_err(refused);
-                async move { outcome }
+                let members = members.clone();
+                async move {
+                    let channel = members.wire(&group).map_err(refused)?;
+                    let id = Some(caller.connection_id.as_str());
+                    members
+                        .members(&caller.identity, id, &channel, 1, MEMBERS_PAGE)
+                        .await
+                        .map_err(refused)
+                }
             },
         )
 }

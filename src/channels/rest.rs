@@ -197,7 +197,8 @@ async fn members(
     let page_size = page_param(&params, "pageSize", DEFAULT_MEMBERS_PAGE, MAX_MEMBERS_PAGE)?;
     let page = api
         .channels
-        .members(&caller, None, &channel, page_no, page_size)?;
+        .members(&caller, None, &channel, page_no, page_size)
+        .await?;
     Ok(Json(MembersPage {
         count: page.count,
         page_no,

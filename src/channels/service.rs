@@ -182,7 +182,7 @@ impl ChannelService {
     /// A page of a channel's members (`page_no` from 1). Private channels are listed for the
     /// server only; connection ids of other principals are shown to the server only
     /// (`viewer_connection` is the asking connection, whose own id is always shown).
-    pub fn members(
+    pub async fn members(
         &self,
         viewer: &Identity,
         viewer_connection: Option<&str>,
@@ -194,7 +194,11 @@ impl ChannelService {
             return Err(ChannelError::PrivateMembers(channel.wire.clone()));
         }
         let offset = page_no.saturating_sub(1).saturating_mul(page_size);
-        let page = self.router.members(&channel.wire, offset, page_size);
+        let page = self
+            .router
+            .cluster_members(&channel.wire, offset, page_size)
+            .await
+            .map_err(router_error)?;
         let members = page
             .members
             .into_iter()
@@ -218,8 +222,14 @@ impl ChannelService {
 }
 
 fn router_error(error: RouterError) -> ChannelError {
-    match error {
-        RouterError::UnknownConnection => ChannelError::UnknownConnection,
-        RouterError::Backplane(error) => ChannelError::Unavailable(error.to_string()),
+    ChannelError::from(error)
+}
+
+impl From<RouterError> for ChannelError {
+    fn from(error: RouterError) -> Self {
+        match error {
+            RouterError::UnknownConnection => ChannelError::UnknownConnection,
+            RouterError::Backplane(error) => ChannelError::Unavailable(error.to_string()),
+        }
     }
 }

@@ -57,13 +57,15 @@ fn found(yes: bool) -> Response {
     })
 }
 
-/// `HEAD /api/hubs/{hub}/groups/{group}`: 200 when the group has a member on this node.
+/// `HEAD /api/hubs/{hub}/groups/{group}`: 200 when the group has a member on any node.
 pub(super) async fn group_exists(
     State(state): State<Arc<WebPubSub>>,
     Path(path): Path<GroupPath>,
 ) -> Result<Response, ApiError> {
     let channel = state.channels.wire(&path.group)?;
-    Ok(found(state.router.members(&channel.wire, 0, 0).count > 0))
+    let members = state.router.cluster_members(&channel.wire, 0, 0).await;
+    let members = members.map_err(crate::channels::ChannelError::from)?;
+    Ok(found(members.count > 0))
 }
 
 /// `HEAD /api/hubs/{hub}/users/{userId}`: 200 when the user has a connection on this node.
@@ -231,7 +233,11 @@ pub(super) async fn list_connections(
             .map_err(|_| ApiError::bad_request("The continuationToken is not one of ours."))?,
     };
     let limit = top.map_or(page_size, |top| top.min(page_size)) as usize;
-    let page = state.router.members(&channel.wire, offset, limit);
+    let page = state
+        .router
+        .cluster_members(&channel.wire, offset, limit)
+        .await;
+    let page = page.map_err(crate::channels::ChannelError::from)?;
     let next = offset + page.members.len();
     let remaining = top.map(|top| top - page.members.len() as u64);
     let next_link = (next < page.count && remaining != Some(0)).then(|| {

@@ -1,0 +1,308 @@
+//! [`RedisBackplane`]: the router's [`Backplane`] on Redis. It never waits on the send path:
+//! publishes and bookkeeping go onto the writer's queue, subscriptions onto the reader's;
+//! only commands and presence reads (which are async at the router too) talk to Redis
+//! directly.
+
+use super::incoming::{Handler, Pending, SubOp};
+use super::keys::Keys;
+use super::outgoing::Op;
+use super::status::Status;
+use super::wire::{self, NodeMessage};
+use super::ClusterConfig;
+use futures_util::future::BoxFuture;
+use redis::aio::ConnectionManager;
+use router::{
+    Backplane, BackplaneError, BackplaneHandler, Command, Envelope, MemberInfo, NodeId, Reply,
+    Session, Target,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot, OnceCell};
+
+/// A node whose heartbeat is older than this is taken for dead: its members leave the
+/// presence lists and commands for its connections fail at once.
+pub const NODE_DEAD_AFTER: Duration = Duration::from_secs(15);
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
+/// A member as the group's presence hash keeps it.
+#[derive(Serialize, Deserialize)]
+struct MemberRecord {
+    node: NodeId,
+    member: MemberInfo,
+}
+
+pub struct RedisBackplane {
+    pub(super) config: ClusterConfig,
+    pub(super) keys: Keys,
+    pub(super) status: Arc<Status>,
+    pub(super) handler: Arc<Handler>,
+    pub(super) pending: Arc<Pending>,
+    pub(super) ops: mpsc::UnboundedSender<Op>,
+    pub(super) subs: mpsc::UnboundedSender<SubOp>,
+    pub(super) client: redis::Client,
+    /// For commands and presence reads; made on first use (Redis may be away at start).
+    pub(super) query: OnceCell<ConnectionManager>,
+    /// This node's publish numbers (see `outgoing`) and command request ids.
+    pub(super) numbers: AtomicU64,
+}
+
+impl RedisBackplane {
+    fn node(&self) -> NodeId {
+        self.status.node
+    }
+
+    pub(super) fn queue_heartbeat(&self) {
+        self.queue(Op::Heartbeat);
+    }
+
+    fn queue(&self, op: Op) {
+        // The writer only ends at shutdown; a send after it has nowhere to go.
+        let _ = self.ops.send(op);
+    }
+
+    async fn query(&self) -> Result<ConnectionManager, BackplaneError> {
+        self.query_connection().await.map_err(unavailable)
+    }
+
+    pub(super) async fn query_connection(&self) -> redis::RedisResult<ConnectionManager> {
+        self.query
+            .get_or_try_init(|| super::outgoing::connect(&self.client))
+            .await
+            .cloned()
+    }
+
+    /// Which live node owns `connection_id`, if one does.
+    async fn owner(&self, connection_id: &str) -> Result<Option<NodeId>, BackplaneError> {
+        let mut redis = self.query().await?;
+        let owner: Option<String> = redis::cmd("GET")
+            .arg(self.keys.connection_owner(connection_id))
+            .query_async(&mut redis)
+            .await
+            .map_err(unavailable)?;
+        Ok(owner.and_then(|text| text.parse().ok()))
+    }
+
+    async fn run_command(self: Arc<Self>, command: Command) -> Result<Reply, BackplaneError> {
+        let Some(owner) = self.owner(command.connection_id()).await? else {
+            return Err(BackplaneError::UnknownConnection);
+        };
+        if owner == self.node() {
+            // A claim left from before; the router already looked here.
+            return Err(BackplaneError::UnknownConnection);
+        }
+        let request = self.numbers.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        self.pending.insert(request, reply);
+        let body = wire::encode(&NodeMessage::Command {
+            request,
+            from: self.node(),
+            command,
+        });
+        let result = async {
+            let mut redis = self.query().await?;
+            let receivers: u64 = redis::cmd("PUBLISH")
+                .arg(self.keys.node_channel(owner))
+                .arg(body)
+                .query_async(&mut redis)
+                .await
+                .map_err(unavailable)?;
+            if receivers == 0 {
+                return Err(BackplaneError::UnknownConnection); // that node is gone
+            }
+            match tokio::time::timeout(self.config.command_timeout, answer).await {
+                Ok(Ok(Some(reply))) => Ok(reply),
+                Ok(Ok(None)) => Err(BackplaneError::UnknownConnection),
+                Ok(Err(_)) => Err(BackplaneError::Unavailable("shutting down".into())),
+                Err(_) => Err(BackplaneError::Timeout),
+            }
+        }
+        .await;
+        self.pending.remove(&request);
+        result
+    }
+
+    async fn read_members(
+        self: Arc<Self>,
+        group: String,
+    ) -> Result<Vec<MemberInfo>, BackplaneError> {
+        let mut redis = self.query().await?;
+        let key = self.keys.group_members(&group);
+        type Records = Vec<(String, Vec<u8>)>;
+        type Heartbeats = Vec<(String, u64)>;
+        let (records, nodes): (Records, Heartbeats) = redis::pipe()
+            .cmd("HGETALL")
+            .arg(&key)
+            .cmd("HGETALL")
+            .arg(self.keys.nodes())
+            .query_async(&mut redis)
+            .await
+            .map_err(unavailable)?;
+        let now = now_millis();
+        let live: Vec<NodeId> = nodes
+            .into_iter()
+            .filter(|(_, seen)| now.saturating_sub(*seen) < NODE_DEAD_AFTER.as_millis() as u64)
+            .filter_map(|(node, _)| node.parse().ok())
+            .collect();
+        let mut members = Vec::with_capacity(records.len());
+        let mut dead = Vec::new();
+        for (connection_id, record) in records {
+            match wire::decode::<MemberRecord>(&record) {
+                // This node's members come from its own tables.
+                Ok(record) if record.node == self.node() => {}
+                Ok(record) if live.contains(&record.node) => members.push(record.member),
+                _ => dead.push(connection_id),
+            }
+        }
+        if !dead.is_empty() {
+            // Left by nodes that died: tidy up for the next reader.
+            let _: redis::RedisResult<()> = redis::cmd("HDEL")
+                .arg(&key)
+                .arg(&dead)
+                .query_async(&mut redis)
+                .await;
+        }
+        Ok(members)
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> BackplaneError {
+    BackplaneError::Unavailable(error.to_string())
+}
+
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Where a target's envelope goes.
+enum Route<'a> {
+    Group(&'a Arc<str>),
+    Connection(&'a Arc<str>),
+    User(&'a Arc<str>),
+    All,
+}
+
+fn route(target: &Target) -> Route<'_> {
+    match target {
+        Target::Group(group) | Target::GroupExcept { group, .. } => Route::Group(group),
+        Target::Groups(groups) if groups.len() == 1 => Route::Group(&groups[0]),
+        Target::Connection(id) => Route::Connection(id),
+        Target::Connections(ids) if ids.len() == 1 => Route::Connection(&ids[0]),
+        Target::User(user) => Route::User(user),
+        Target::Excluding { target, .. } => route(target),
+        // Several groups: one message, each connection once, so not one per group stream.
+        Target::All | Target::Groups(_) | Target::Connections(_) => Route::All,
+    }
+}
+
+/// `RedisBackplane` behind an `Arc`, so command futures can own it.
+pub struct Shared(pub Arc<RedisBackplane>);
+
+impl Backplane for Shared {
+    fn node(&self) -> Option<NodeId> {
+        Some(self.0.node())
+    }
+
+    fn attach(&self, node: NodeId, handler: Weak<dyn BackplaneHandler>) {
+        debug_assert_eq!(node, self.0.node());
+        let _ = self.0.handler.set(handler);
+    }
+
+    fn publish(&self, envelope: Envelope) {
+        let this = &self.0;
+        let op = match route(&envelope.target) {
+            Route::Group(group) => Op::Group {
+                group: group.clone(),
+                number: this.numbers.fetch_add(1, Ordering::Relaxed),
+                body: wire::group_body(this.node(), &wire::encode(&envelope)),
+            },
+            Route::Connection(id) => Op::Connection {
+                connection_id: id.clone(),
+                body: wire::encode(&NodeMessage::Deliver(envelope.clone())),
+            },
+            Route::User(user) => Op::User {
+                user: user.clone(),
+                body: wire::encode(&NodeMessage::Deliver(envelope.clone())),
+            },
+            Route::All => Op::All(wire::encode(&NodeMessage::Deliver(envelope.clone()))),
+        };
+        this.queue(op);
+    }
+
+    fn subscribe(&self, group: &str) {
+        let _ = self.0.subs.send(SubOp::Subscribe(group.into()));
+    }
+
+    fn unsubscribe(&self, group: &str) {
+        let _ = self.0.subs.send(SubOp::Unsubscribe(group.into()));
+    }
+
+    fn subscribed(&self) -> BoxFuture<'static, ()> {
+        let (done, wait) = oneshot::channel();
+        let _ = self.0.subs.send(SubOp::Barrier(done));
+        Box::pin(async move {
+            // Redis away: the join stands locally; do not hold the caller up for long.
+            let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+        })
+    }
+
+    fn command(&self, command: Command) -> BoxFuture<'static, Result<Reply, BackplaneError>> {
+        Box::pin(self.0.clone().run_command(command))
+    }
+
+    fn connected(&self, session: &Session, first_of_user: bool) {
+        self.0.queue(Op::Owner {
+            connection_id: session.id().as_arc().clone(),
+            owned: true,
+        });
+        if let (true, Some(user)) = (first_of_user, &session.identity().user_id) {
+            self.0.queue(Op::UserHere {
+                user: user.clone(),
+                here: true,
+            });
+        }
+    }
+
+    fn disconnected(&self, session: &Session, last_of_user: bool) {
+        self.0.queue(Op::Owner {
+            connection_id: session.id().as_arc().clone(),
+            owned: false,
+        });
+        if let (true, Some(user)) = (last_of_user, &session.identity().user_id) {
+            self.0.queue(Op::UserHere {
+                user: user.clone(),
+                here: false,
+            });
+        }
+    }
+
+    fn joined(&self, group: &str, member: &MemberInfo) {
+        let record = MemberRecord {
+            node: self.0.node(),
+            member: member.clone(),
+        };
+        self.0.queue(Op::Member {
+            group: group.into(),
+            connection_id: member.connection_id.clone(),
+            record: Some(wire::encode(&record)),
+        });
+    }
+
+    fn left(&self, group: &str, connection_id: &str) {
+        self.0.queue(Op::Member {
+            group: group.into(),
+            connection_id: connection_id.into(),
+            record: None,
+        });
+    }
+
+    fn members(
+        &self,
+        group: &str,
+    ) -> Option<BoxFuture<'static, Result<Vec<MemberInfo>, BackplaneError>>> {
+        Some(Box::pin(self.0.clone().read_members(group.to_owned())))
+    }
+}

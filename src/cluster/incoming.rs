@@ -1,0 +1,387 @@
+//! What this node hears from Redis: one pub/sub connection for the everyone channel, this
+//! node's channel and the groups with local members, and the gap filling that makes group
+//! delivery lossless: every group message has an offset, and a node that sees an offset
+//! jump, or comes back from a lost connection, reads what it missed from the group's
+//! stream before going on.
+
+use super::keys::Keys;
+use super::outgoing::{self, Op};
+use super::status::Status;
+use super::wire::{self, GroupFrame, NodeMessage};
+use dashmap::DashMap;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use router::{BackplaneHandler, Envelope, NodeId, Reply};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+pub enum SubOp {
+    Subscribe(Arc<str>),
+    Unsubscribe(Arc<str>),
+    /// Answered once every subscription asked for before it is active (or Redis is away).
+    Barrier(oneshot::Sender<()>),
+}
+
+pub type Pending = DashMap<u64, oneshot::Sender<Option<Reply>>>;
+pub type Handler = OnceLock<Weak<dyn BackplaneHandler>>;
+
+/// Where this node is in a group's stream.
+#[derive(Default)]
+struct Position {
+    epoch: Option<String>,
+    offset: u64,
+}
+
+pub struct Reader {
+    pub keys: Keys,
+    pub status: Arc<Status>,
+    pub handler: Arc<Handler>,
+    pub pending: Arc<Pending>,
+    pub ops: mpsc::UnboundedSender<Op>,
+    groups: HashMap<Arc<str>, Position>,
+    query: Option<ConnectionManager>,
+}
+
+enum Ended {
+    Lost(Option<redis::RedisError>),
+    Shutdown,
+}
+
+impl Reader {
+    pub fn new(
+        keys: Keys,
+        status: Arc<Status>,
+        handler: Arc<Handler>,
+        pending: Arc<Pending>,
+        ops: mpsc::UnboundedSender<Op>,
+    ) -> Self {
+        Self {
+            keys,
+            status,
+            handler,
+            pending,
+            ops,
+            groups: HashMap::new(),
+            query: None,
+        }
+    }
+
+    fn node(&self) -> NodeId {
+        self.status.node
+    }
+
+    pub async fn run(mut self, client: redis::Client, mut subs: mpsc::UnboundedReceiver<SubOp>) {
+        let mut attempt = 0u32;
+        loop {
+            let ended = match client.get_async_pubsub().await {
+                Ok(pubsub) => {
+                    attempt = 0;
+                    self.serve(pubsub, &client, &mut subs).await
+                }
+                Err(error) => Ended::Lost(Some(error)),
+            };
+            match ended {
+                Ended::Shutdown => return,
+                Ended::Lost(error) => self.status.reader(false, error.as_ref()),
+            }
+            // Meanwhile subscriptions change only in the table; the next connection
+            // subscribes to what is in it then.
+            let delay = Duration::from_millis(50u64 << attempt.min(5)).min(Duration::from_secs(2));
+            attempt += 1;
+            let deadline = tokio::time::sleep(delay);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    () = &mut deadline => break,
+                    op = subs.recv() => match op {
+                        Some(op) => self.apply_offline(op),
+                        None => return,
+                    },
+                }
+            }
+        }
+    }
+
+    fn apply_offline(&mut self, op: SubOp) {
+        match op {
+            SubOp::Subscribe(group) => {
+                self.groups.entry(group).or_default();
+            }
+            SubOp::Unsubscribe(group) => {
+                self.groups.remove(&group);
+            }
+            SubOp::Barrier(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        pubsub: redis::aio::PubSub,
+        client: &redis::Client,
+        subs: &mut mpsc::UnboundedReceiver<SubOp>,
+    ) -> Ended {
+        let (mut sink, mut stream) = pubsub.split();
+        let mut channels = vec![self.keys.all_channel(), self.keys.node_channel(self.node())];
+        channels.extend(self.groups.keys().map(|g| self.keys.group_channel(g)));
+        if let Err(error) = sink.subscribe(&channels).await {
+            return Ended::Lost(Some(error));
+        }
+        if self.query.is_none() {
+            match outgoing::connect(client).await {
+                Ok(query) => self.query = Some(query),
+                Err(error) => return Ended::Lost(Some(error)),
+            }
+        }
+        self.status.reader(true, None);
+        // What the groups missed while the subscription was away.
+        let groups: Vec<Arc<str>> = self.groups.keys().cloned().collect();
+        for group in groups {
+            self.catch_up(&group, None).await;
+        }
+        loop {
+            tokio::select! {
+                op = subs.recv() => {
+                    let Some(op) = op else { return Ended::Shutdown };
+                    if let Err(error) = self.apply(op, &mut sink).await {
+                        return Ended::Lost(Some(error));
+                    }
+                }
+                message = stream.next() => {
+                    let Some(message) = message else { return Ended::Lost(None) };
+                    let channel = message.get_channel_name();
+                    let payload = message.get_payload_bytes();
+                    if let Some(group) = self.keys.group_of_channel(channel) {
+                        let group: Arc<str> = group.into();
+                        self.on_group_frame(&group, payload).await;
+                    } else if let Err(error) = self.on_node_message(payload, subs, &mut sink).await {
+                        return Ended::Lost(Some(error));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(
+        &mut self,
+        op: SubOp,
+        sink: &mut redis::aio::PubSubSink,
+    ) -> redis::RedisResult<()> {
+        match op {
+            SubOp::Subscribe(group) => {
+                let channel = self.keys.group_channel(&group);
+                self.groups.entry(group).or_default();
+                sink.subscribe(channel).await
+            }
+            SubOp::Unsubscribe(group) => {
+                self.groups.remove(&group);
+                sink.unsubscribe(self.keys.group_channel(&group)).await
+            }
+            SubOp::Barrier(done) => {
+                let _ = done.send(());
+                Ok(())
+            }
+        }
+    }
+
+    fn handler(&self) -> Option<Arc<dyn BackplaneHandler>> {
+        self.handler.get().and_then(Weak::upgrade)
+    }
+
+    fn deliver(&self, origin: NodeId, envelope: &[u8]) {
+        if origin == self.node() {
+            return;
+        }
+        match wire::decode::<Envelope>(envelope) {
+            Ok(envelope) => {
+                if let Some(handler) = self.handler() {
+                    handler.deliver(&envelope);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cluster: skipped a message"),
+        }
+    }
+
+    async fn on_group_frame(&mut self, group: &Arc<str>, payload: &[u8]) {
+        let frame = match GroupFrame::parse(payload) {
+            Ok(frame) => frame,
+            Err(error) => {
+                tracing::warn!(%error, "cluster: skipped a group message");
+                return;
+            }
+        };
+        let (epoch, offset) = match self.groups.get(group) {
+            Some(position) => (position.epoch.clone(), position.offset),
+            None => return, // unsubscribed meanwhile
+        };
+        match epoch {
+            None => {}
+            Some(epoch) if epoch != frame.epoch => {
+                tracing::warn!(
+                    group = %group, "cluster: the group's stream started again (Redis lost its data); messages sent meanwhile cannot be recovered"
+                );
+                self.status.lost(1);
+                let position = self.groups.entry(group.clone()).or_default();
+                position.epoch = Some(frame.epoch.to_owned());
+                position.offset = 0;
+                self.catch_up(group, Some(frame.offset)).await;
+            }
+            Some(_) if frame.offset <= offset => return, // filled already
+            Some(_) if frame.offset > offset + 1 => {
+                self.catch_up(group, Some(frame.offset)).await;
+            }
+            Some(_) => {}
+        }
+        let position = self.groups.entry(group.clone()).or_default();
+        if position.epoch.is_none() {
+            position.epoch = Some(frame.epoch.to_owned());
+        }
+        if frame.offset > position.offset {
+            position.offset = frame.offset;
+            self.deliver(frame.origin, frame.envelope);
+        }
+    }
+
+    /// Deliver what the group's stream has after this node's position and before `until`
+    /// (everything, without it).
+    async fn catch_up(&mut self, group: &Arc<str>, until: Option<u64>) {
+        let (ours, offset) = match self.groups.get(group) {
+            Some(Position {
+                epoch: Some(epoch),
+                offset,
+            }) => (epoch.clone(), *offset),
+            _ => return, // nothing heard yet: nothing to be behind of
+        };
+        let Some(query) = self.query.as_mut() else {
+            return;
+        };
+        let from = offset + 1;
+        if until.is_some_and(|until| until <= from) {
+            return;
+        }
+        let meta: (Option<String>, Option<u64>) = match redis::cmd("HMGET")
+            .arg(self.keys.group_meta(group))
+            .arg("epoch")
+            .arg("seq")
+            .query_async(query)
+            .await
+        {
+            Ok(meta) => meta,
+            Err(error) => {
+                tracing::warn!(%error, group = %group, "cluster: could not read the group's stream");
+                return;
+            }
+        };
+        let (epoch, head) = (meta.0, meta.1.unwrap_or(0));
+        let mut from = from;
+        if epoch.as_deref() != Some(ours.as_str()) {
+            tracing::warn!(group = %group, "cluster: the group's stream started again (Redis lost its data); messages sent meanwhile cannot be recovered");
+            self.status.lost(1);
+            let position = self.groups.entry(group.clone()).or_default();
+            position.epoch = epoch;
+            position.offset = 0;
+            from = 1;
+        }
+        let last = until.map_or(head, |until| until - 1);
+        if last < from {
+            return;
+        }
+        let reply: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XRANGE")
+            .arg(self.keys.group_stream(group))
+            .arg(format!("{from}-1"))
+            .arg(format!("{last}-1"))
+            .query_async(query)
+            .await;
+        let entries = match reply {
+            Ok(reply) => reply.ids,
+            Err(error) => {
+                tracing::warn!(%error, group = %group, "cluster: could not read the group's stream");
+                return;
+            }
+        };
+        let mut expected = from;
+        let mut filled = 0;
+        for entry in entries {
+            let Some(offset) = entry
+                .id
+                .split_once('-')
+                .and_then(|(offset, _)| offset.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if offset > expected {
+                tracing::warn!(group = %group, missing = offset - expected, "cluster: the group's stream no longer has messages this node missed");
+                self.status.lost(offset - expected);
+            }
+            expected = offset + 1;
+            if let Some(body) = entry.get::<Vec<u8>>("m") {
+                match wire::parse_body(&body) {
+                    Ok((origin, envelope)) => self.deliver(origin, envelope),
+                    Err(error) => tracing::warn!(%error, "cluster: skipped a stream entry"),
+                }
+            }
+            filled += 1;
+            if let Some(position) = self.groups.get_mut(group) {
+                position.offset = offset;
+            }
+        }
+        if last >= expected {
+            self.status.lost(last + 1 - expected);
+            tracing::warn!(group = %group, missing = last + 1 - expected, "cluster: the group's stream no longer has messages this node missed");
+            if let Some(position) = self.groups.get_mut(group) {
+                position.offset = last;
+            }
+        }
+        if filled > 0 {
+            self.status.filled(filled);
+            tracing::debug!(group = %group, filled, "cluster: filled a gap from the group's stream");
+        }
+    }
+
+    async fn on_node_message(
+        &mut self,
+        payload: &[u8],
+        subs: &mut mpsc::UnboundedReceiver<SubOp>,
+        sink: &mut redis::aio::PubSubSink,
+    ) -> redis::RedisResult<()> {
+        let message = match wire::decode::<NodeMessage>(payload) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "cluster: skipped a node message");
+                return Ok(());
+            }
+        };
+        match message {
+            NodeMessage::Deliver(envelope) => {
+                if envelope.origin != self.node() {
+                    if let Some(handler) = self.handler() {
+                        handler.deliver(&envelope);
+                    }
+                }
+            }
+            NodeMessage::Command {
+                request,
+                from,
+                command,
+            } => {
+                let reply = self.handler().and_then(|h| h.execute(&command));
+                // A join subscribes the group; answer once that subscription is active, so
+                // that a send right after the acknowledgement reaches the new member.
+                while let Ok(op) = subs.try_recv() {
+                    self.apply(op, sink).await?;
+                }
+                let body = wire::encode(&NodeMessage::Reply { request, reply });
+                let _ = self.ops.send(Op::Node { node: from, body });
+            }
+            NodeMessage::Reply { request, reply } => {
+                if let Some((_, waiter)) = self.pending.remove(&request) {
+                    let _ = waiter.send(reply);
+                }
+            }
+        }
+        Ok(())
+    }
+}

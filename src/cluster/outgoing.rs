@@ -1,0 +1,368 @@
+//! Everything this node writes to Redis, in the order the router asked for it: one task
+//! drains a queue into pipelines (a burst of sends is one round trip), and keeps what it
+//! could not write while Redis is away, up to a bound, to write it once Redis is back.
+//!
+//! A group send is one script call (`PUBLISH_GROUP`): next offset, capped stream append,
+//! publish with offset and epoch. Each carries this node's publish number, which the script
+//! remembers per group, so a batch retried after a lost reply is never published twice.
+
+use super::keys::Keys;
+use super::status::Status;
+use super::ClusterConfig;
+use redis::aio::ConnectionManager;
+use router::NodeId;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Operations per pipeline.
+const BATCH: usize = 512;
+
+pub const PUBLISH_GROUP: &str = r#"
+local last = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '0')
+if tonumber(ARGV[4]) <= last then return 0 end
+local offset = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if offset == 1 or not epoch then
+  epoch = ARGV[5]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('DEL', KEYS[2])
+end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], offset .. '-1', 'm', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+redis.call(ARGV[8], ARGV[1], epoch .. '|' .. offset .. '|' .. ARGV[2])
+return offset
+"#;
+
+/// A send to a user: to each node where the user has connections.
+pub const PUBLISH_USER: &str = r#"
+local nodes = redis.call('SMEMBERS', KEYS[1])
+for _, node in ipairs(nodes) do redis.call('PUBLISH', ARGV[1] .. node, ARGV[2]) end
+return #nodes
+"#;
+
+/// A send to a connection: to the node that owns it.
+pub const PUBLISH_CONNECTION: &str = r#"
+local node = redis.call('GET', KEYS[1])
+if node then return redis.call('PUBLISH', ARGV[1] .. node, ARGV[2]) end
+return 0
+"#;
+
+#[derive(Debug)]
+pub enum Op {
+    /// `body` is `origin|envelope`; `number` this node's publish number.
+    Group {
+        group: Arc<str>,
+        number: u64,
+        body: Vec<u8>,
+    },
+    /// To every node (`Target::All`, targets of several groups or connections).
+    All(Vec<u8>),
+    /// A `NodeMessage::Deliver` for the node that owns a connection.
+    Connection {
+        connection_id: Arc<str>,
+        body: Vec<u8>,
+    },
+    User {
+        user: Arc<str>,
+        body: Vec<u8>,
+    },
+    /// A command's reply (or anything for one node).
+    Node {
+        node: NodeId,
+        body: Vec<u8>,
+    },
+    Owner {
+        connection_id: Arc<str>,
+        owned: bool,
+    },
+    UserHere {
+        user: Arc<str>,
+        here: bool,
+    },
+    /// This node is alive (every `HEARTBEAT_EVERY`); also how the writer notices that Redis
+    /// went away while there was nothing else to write.
+    Heartbeat,
+    /// A member's record in the group's presence hash; `None` removes it.
+    Member {
+        group: Arc<str>,
+        connection_id: Arc<str>,
+        record: Option<Vec<u8>>,
+    },
+}
+
+pub struct Scripts {
+    group: redis::Script,
+    user: redis::Script,
+    connection: redis::Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            group: redis::Script::new(PUBLISH_GROUP),
+            user: redis::Script::new(PUBLISH_USER),
+            connection: redis::Script::new(PUBLISH_CONNECTION),
+        }
+    }
+
+    pub async fn load(&self, connection: &mut ConnectionManager) -> redis::RedisResult<()> {
+        for code in [PUBLISH_GROUP, PUBLISH_USER, PUBLISH_CONNECTION] {
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(code)
+                .query_async::<String>(connection)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Writer {
+    pub config: ClusterConfig,
+    pub keys: Keys,
+    pub status: Arc<Status>,
+    pub scripts: Scripts,
+    /// The epoch a group gets when its offsets start (again).
+    pub epoch: String,
+}
+
+impl Writer {
+    pub async fn run(self, mut queue: mpsc::UnboundedReceiver<Op>, client: redis::Client) {
+        let mut pending: VecDeque<Op> = VecDeque::new();
+        let mut connection: Option<ConnectionManager> = None;
+        let mut backoff = Backoff::default();
+        loop {
+            let Some(redis) = connection.as_mut() else {
+                match connect(&client).await {
+                    Ok(mut made) => match self.scripts.load(&mut made).await {
+                        Ok(()) => {
+                            connection = Some(made);
+                            self.status.up();
+                        }
+                        Err(error) => self.status.down("writing", &error),
+                    },
+                    Err(error) => self.status.down("connecting", &error),
+                }
+                if connection.is_none() {
+                    backoff.wait(&mut queue, &mut pending).await;
+                    self.bound(&mut pending);
+                }
+                continue;
+            };
+            if pending.is_empty() {
+                match queue.recv().await {
+                    Some(op) => pending.push_back(op),
+                    None => return,
+                }
+            }
+            while let Ok(op) = queue.try_recv() {
+                pending.push_back(op);
+            }
+            self.bound(&mut pending);
+            let n = pending.len().min(BATCH);
+            let pipe = self.pipeline(pending.range(..n));
+            match pipe
+                .query_async::<Vec<redis::RedisResult<redis::Value>>>(redis)
+                .await
+            {
+                Ok(results) => {
+                    if results
+                        .iter()
+                        .any(|r| matches!(r, Err(e) if e.code() == Some("NOSCRIPT")))
+                    {
+                        // Redis restarted (or SCRIPT FLUSH): nothing of this batch that
+                        // needed a script ran; load them and send the batch again.
+                        if let Err(error) = self.scripts.load(redis).await {
+                            self.status.down("loading scripts", &error);
+                            backoff.wait(&mut queue, &mut pending).await;
+                        }
+                        continue;
+                    }
+                    for error in results.iter().filter_map(|r| r.as_ref().err()) {
+                        tracing::warn!(%error, "cluster: Redis refused an operation");
+                    }
+                    pending.drain(..n);
+                    self.status.up();
+                    backoff.reset();
+                }
+                Err(error) => {
+                    self.status.down("writing", &error);
+                    backoff.wait(&mut queue, &mut pending).await;
+                }
+            }
+        }
+    }
+
+    /// Keep at most `max_pending_operations`, dropping the oldest.
+    fn bound(&self, pending: &mut VecDeque<Op>) {
+        let max = self.config.max_pending_operations;
+        if pending.len() > max {
+            let dropped = pending.len() - max;
+            pending.drain(..dropped);
+            self.status.dropped(dropped as u64);
+            tracing::warn!(
+                dropped,
+                "cluster: Redis is unreachable and the queue is full; dropped the oldest operations"
+            );
+        }
+    }
+
+    fn pipeline<'a>(&self, ops: impl Iterator<Item = &'a Op>) -> redis::Pipeline {
+        let keys = &self.keys;
+        let node = self.status.node.to_string();
+        let publish = if self.config.is_redis_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let ttl = self.config.stream_ttl.as_secs();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for op in ops {
+            match op {
+                Op::Group {
+                    group,
+                    number,
+                    body,
+                } => {
+                    pipe.cmd("EVALSHA")
+                        .arg(self.scripts.group.get_hash())
+                        .arg(2)
+                        .arg(keys.group_meta(group))
+                        .arg(keys.group_stream(group))
+                        .arg(keys.group_channel(group))
+                        .arg(body.as_slice())
+                        .arg(&node)
+                        .arg(*number)
+                        .arg(&self.epoch)
+                        .arg(self.config.stream_length)
+                        .arg(ttl)
+                        .arg(publish);
+                }
+                Op::All(body) => {
+                    pipe.cmd("PUBLISH")
+                        .arg(keys.all_channel())
+                        .arg(body.as_slice());
+                }
+                Op::Connection {
+                    connection_id,
+                    body,
+                } => {
+                    pipe.cmd("EVALSHA")
+                        .arg(self.scripts.connection.get_hash())
+                        .arg(1)
+                        .arg(keys.connection_owner(connection_id))
+                        .arg(keys.node_channel_prefix())
+                        .arg(body.as_slice());
+                }
+                Op::User { user, body } => {
+                    pipe.cmd("EVALSHA")
+                        .arg(self.scripts.user.get_hash())
+                        .arg(1)
+                        .arg(keys.user_nodes(user))
+                        .arg(keys.node_channel_prefix())
+                        .arg(body.as_slice());
+                }
+                Op::Node { node, body } => {
+                    pipe.cmd("PUBLISH")
+                        .arg(keys.node_channel(*node))
+                        .arg(body.as_slice());
+                }
+                Op::Heartbeat => {
+                    pipe.cmd("HSET")
+                        .arg(keys.nodes())
+                        .arg(&node)
+                        .arg(super::backplane::now_millis());
+                }
+                Op::Owner {
+                    connection_id,
+                    owned: true,
+                } => {
+                    pipe.cmd("SET")
+                        .arg(keys.connection_owner(connection_id))
+                        .arg(&node);
+                }
+                Op::Owner {
+                    connection_id,
+                    owned: false,
+                } => {
+                    // Only this node's claim: a connection recovered elsewhere meanwhile
+                    // belongs to that node now.
+                    pipe.cmd("EVAL")
+                        .arg("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+                        .arg(1)
+                        .arg(keys.connection_owner(connection_id))
+                        .arg(&node);
+                }
+                Op::UserHere { user, here: true } => {
+                    pipe.cmd("SADD").arg(keys.user_nodes(user)).arg(&node);
+                }
+                Op::UserHere { user, here: false } => {
+                    pipe.cmd("SREM").arg(keys.user_nodes(user)).arg(&node);
+                }
+                Op::Member {
+                    group,
+                    connection_id,
+                    record: Some(record),
+                } => {
+                    pipe.cmd("HSET")
+                        .arg(keys.group_members(group))
+                        .arg(&**connection_id)
+                        .arg(record.as_slice());
+                }
+                Op::Member {
+                    group,
+                    connection_id,
+                    record: None,
+                } => {
+                    pipe.cmd("HDEL")
+                        .arg(keys.group_members(group))
+                        .arg(&**connection_id);
+                }
+            }
+        }
+        pipe
+    }
+}
+
+pub async fn connect(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_with_config(client.clone(), config).await
+}
+
+/// 50 ms doubling to 2 s; while it waits, new operations keep queueing (bounded by the
+/// caller), so the router never waits on Redis.
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    async fn wait(&mut self, queue: &mut mpsc::UnboundedReceiver<Op>, pending: &mut VecDeque<Op>) {
+        let delay = Duration::from_millis(50u64 << self.attempt.min(5)).min(Duration::from_secs(2));
+        self.attempt += 1;
+        let deadline = tokio::time::sleep(delay);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => return,
+                op = queue.recv() => match op {
+                    Some(op) => pending.push_back(op),
+                    None => return,
+                },
+            }
+        }
+    }
+}

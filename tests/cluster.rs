@@ -1,0 +1,225 @@
+//! Two rthub servers joined through the machine's Redis (each test under its own key
+//! prefix) act as one: group sends, REST commands on the other node's connections, presence
+//! and the change feed.
+
+mod collections_support;
+
+use collections_support::{
+    keys_config, ok, start_configured, user_token, Db, Hub, Server, TestDb, SERVER_KEY,
+};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn redis_url() -> String {
+    std::env::var("RTHUB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A config for one node of the cluster `prefix`.
+fn node_config(prefix: &str) -> String {
+    format!(
+        "{}\n[cluster]\nredis = \"{}\"\nprefix = \"{prefix}\"\n",
+        keys_config(),
+        redis_url()
+    )
+}
+
+fn prefix() -> String {
+    format!("test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Two nodes of one cluster on `database`, both with Redis up.
+async fn two_nodes(database: &TestDb) -> (Server, Server) {
+    let prefix = prefix();
+    let a = start_configured(&database.url, Some(&node_config(&prefix))).await;
+    let b = start_configured(&database.url, Some(&node_config(&prefix))).await;
+    for node in [&a, &b] {
+        wait_until_ready(node).await;
+    }
+    (a, b)
+}
+
+async fn wait_until_ready(node: &Server) {
+    for _ in 0..200 {
+        let (status, body) = node.get("/readyz").await;
+        if status == 200 && body["status"] == "ready" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the node never reached Redis");
+}
+
+async fn as_server(node: &Server, path: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(node.url(path))
+        .header("x-apikey", SERVER_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn next_channel_message(hub: &mut Hub) -> Value {
+    loop {
+        let message = hub.next_message().await;
+        if message["target"] == "message" {
+            return message["arguments"][0].clone();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_sends_reach_members_on_every_node_once() {
+    let database = TestDb::new(Db::Sqlite).await;
+    let (a, b) = two_nodes(&database).await;
+    let mut alice = a.hub_as(Some(&user_token("alice"))).await;
+    let mut bob = b.hub_as(Some(&user_token("bob"))).await;
+    for hub in [&mut alice, &mut bob] {
+        ok(&hub.invoke("JoinGroup", json!(["app:room"])).await);
+    }
+
+    ok(&alice
+        .invoke("SendToGroup", json!(["app:room", {"n": 1}]))
+        .await);
+    let alice_id = alice.connection_id.clone();
+    for hub in [&mut alice, &mut bob] {
+        let message = next_channel_message(hub).await;
+        assert_eq!(message["data"], json!({"n": 1}));
+        assert_eq!(message["fromUserId"], "alice");
+        assert_eq!(message["fromConnectionId"], json!(alice_id));
+    }
+
+    // From the server, on the other node, in order.
+    for n in 2..20 {
+        let (status, body) =
+            as_server(&b, "/api/_rt/send", json!({"channel": "room", "body": n})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for hub in [&mut alice, &mut bob] {
+        for n in 2..20 {
+            assert_eq!(next_channel_message(hub).await["data"], json!(n));
+        }
+        hub.expect_silence(Duration::from_millis(300)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+    database.drop_it().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_commands_act_on_the_other_nodes_connections() {
+    let database = TestDb::new(Db::Sqlite).await;
+    let (a, b) = two_nodes(&database).await;
+    let mut carol = a.hub().await;
+
+    // Joined through node B, which does not have the connection: B asks A.
+    let join = json!({"connectionId": carol.connection_id, "channel": "news"});
+    let (status, body) = as_server(&b, "/api/_rt/join", join.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    // The acknowledgement means A is subscribed: a send right after reaches carol.
+    let (status, _) = as_server(&b, "/api/_rt/send", json!({"channel": "news", "body": "x"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(next_channel_message(&mut carol).await["data"], "x");
+
+    let (status, body) = as_server(&b, "/api/_rt/leave", join).await;
+    assert_eq!(status, 200, "{body}");
+    as_server(&b, "/api/_rt/send", json!({"channel": "news", "body": "y"})).await;
+    carol.expect_silence(Duration::from_millis(300)).await;
+
+    // No node has it: a clear 404, not a timeout.
+    let unknown = json!({"connectionId": "no-such-connection", "channel": "news"});
+    let (status, body) = as_server(&b, "/api/_rt/join", unknown).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+    a.stop().await;
+    b.stop().await;
+    database.drop_it().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_lists_the_members_of_every_node() {
+    let database = TestDb::new(Db::Sqlite).await;
+    let (a, b) = two_nodes(&database).await;
+    let mut alice = a.hub_as(Some(&user_token("alice"))).await;
+    let mut bob = b.hub_as(Some(&user_token("bob"))).await;
+    for hub in [&mut alice, &mut bob] {
+        ok(&hub.invoke("JoinGroup", json!(["app:room"])).await);
+    }
+    let users = |body: &Value| {
+        let mut users: Vec<String> = body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["userId"].as_str().unwrap().to_owned())
+            .collect();
+        users.sort();
+        users
+    };
+    for node in [&a, &b] {
+        let mut listed = Value::Null;
+        // The other node's join reaches Redis a moment after its acknowledgement.
+        for _ in 0..100 {
+            let (status, body) = node
+                .get_as("/api/_rt/channels/room/members", Some(SERVER_KEY))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            listed = body;
+            if listed["count"] == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(listed["count"], 2, "{listed}");
+        assert_eq!(users(&listed), ["alice", "bob"]);
+    }
+
+    // Bob leaves: both nodes list alice alone.
+    drop(bob);
+    for node in [&a, &b] {
+        let mut listed = Value::Null;
+        for _ in 0..100 {
+            listed = node
+                .get_as("/api/_rt/channels/room/members", Some(SERVER_KEY))
+                .await
+                .1;
+            if listed["count"] == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(users(&listed), ["alice"], "{listed}");
+    }
+    a.stop().await;
+    b.stop().await;
+    database.drop_it().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_change_reaches_each_listener_once() {
+    let database = TestDb::new(Db::Postgres).await;
+    let (a, b) = two_nodes(&database).await;
+    let mut listener = a.hub().await;
+    ok(&listener.invoke("Listen", json!(["orders"])).await);
+
+    // Written on B: A reads it from the change log itself; nothing comes through Redis.
+    let response = reqwest::Client::new()
+        .post(b.url("/api/orders"))
+        .header("x-apikey", SERVER_KEY)
+        .json(&json!({"note": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let change = listener.next_change().await;
+    assert_eq!(change["collection"], "orders");
+    assert_eq!(change["data"]["note"], "Ada");
+    listener.expect_silence(Duration::from_millis(500)).await;
+    a.stop().await;
+    b.stop().await;
+    database.drop_it().await;
+}
