@@ -42,6 +42,14 @@ impl RunningServer {
                     source,
                 })?;
         let local_addr = listener.local_addr()?;
+        let mut config = config;
+        if let Some(cluster) = &mut config.cluster {
+            // The other nodes reach this one here unless told otherwise (a port of 0 is
+            // known only now).
+            cluster
+                .advertise_url
+                .get_or_insert_with(|| format!("http://{local_addr}"));
+        }
         crate::limits::raise_open_file_limit();
         let app::App {
             router,

@@ -73,8 +73,36 @@ impl RedisBackplane {
             .cloned()
     }
 
-    /// Which live node owns `connection_id`, if one does.
-    async fn owner(&self, connection_id: &str) -> Result<Option<NodeId>, BackplaneError> {
+    /// Whether `node`'s heartbeat is recent.
+    pub async fn is_live(&self, node: NodeId) -> Result<bool, BackplaneError> {
+        let mut redis = self.query().await?;
+        let seen: Option<u64> = redis::cmd("HGET")
+            .arg(self.keys.nodes())
+            .arg(node.to_string())
+            .query_async(&mut redis)
+            .await
+            .map_err(unavailable)?;
+        Ok(seen.is_some_and(|seen| {
+            now_millis().saturating_sub(seen) < NODE_DEAD_AFTER.as_millis() as u64
+        }))
+    }
+
+    /// Where `node` takes requests for its connections, if it is live and said so.
+    pub async fn node_url(&self, node: NodeId) -> Result<Option<String>, BackplaneError> {
+        if !self.is_live(node).await? {
+            return Ok(None);
+        }
+        let mut redis = self.query().await?;
+        redis::cmd("HGET")
+            .arg(self.keys.node_urls())
+            .arg(node.to_string())
+            .query_async(&mut redis)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Which node owns `connection_id`, if one claims it (see [`Self::is_live`]).
+    pub async fn owner(&self, connection_id: &str) -> Result<Option<NodeId>, BackplaneError> {
         let mut redis = self.query().await?;
         let owner: Option<String> = redis::cmd("GET")
             .arg(self.keys.connection_owner(connection_id))

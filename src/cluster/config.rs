@@ -18,6 +18,7 @@ pub struct FileCluster {
     command_timeout_secs: Option<u64>,
     partitions: Option<u64>,
     max_pending_operations: Option<usize>,
+    advertise_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +44,9 @@ pub struct ClusterConfig {
     /// Operations (publishes, presence updates) kept while Redis is unreachable, sent once
     /// it is back; beyond it the oldest are dropped, with a warning.
     pub max_pending_operations: usize,
+    /// Where the other nodes send requests for this node's connections (`http://host:port`);
+    /// the bound address unless configured.
+    pub advertise_url: Option<String>,
 }
 
 impl ClusterConfig {
@@ -84,6 +88,14 @@ impl ClusterConfig {
                 .map_err(|_| invalid("cluster.node_id", "16 hexadecimal digits"))?,
             None => NodeId::random(),
         };
+        if let Some(url) = &file.advertise_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "cluster.advertise_url",
+                    "an http:// or https:// URL",
+                ));
+            }
+        }
         let partitions = positive(file.partitions.unwrap_or(16), "cluster.partitions")?;
         if partitions > 1024 {
             return Err(invalid("cluster.partitions", "at most 1024"));
@@ -113,6 +125,9 @@ impl ClusterConfig {
                 file.max_pending_operations.unwrap_or(100_000) as u64,
                 "cluster.max_pending_operations",
             )? as usize,
+            advertise_url: file
+                .advertise_url
+                .map(|url| url.trim_end_matches('/').to_owned()),
         }))
     }
 

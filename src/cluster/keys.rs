@@ -83,6 +83,11 @@ impl Keys {
         format!("{}:u:{user}", self.prefix)
     }
 
+    /// Where each node takes requests for its connections (a hash: node id → URL).
+    pub fn node_urls(&self) -> String {
+        format!("{}:node-urls", self.prefix)
+    }
+
     /// Every node's heartbeat (a hash: node id → milliseconds since the epoch).
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.prefix)

@@ -104,6 +104,11 @@ impl Cluster {
     pub fn config(&self) -> &ClusterConfig {
         &self.inner.config
     }
+
+    /// The Redis side of this node: owners, node addresses, liveness.
+    pub fn backplane(&self) -> &Arc<RedisBackplane> {
+        &self.inner
+    }
 }
 
 /// Every node's heartbeat in one hash; on shutdown this node leaves it, so the others stop

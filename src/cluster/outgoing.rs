@@ -277,6 +277,9 @@ impl Writer {
                         .arg(keys.nodes())
                         .arg(&node)
                         .arg(super::backplane::now_millis());
+                    if let Some(url) = &self.config.advertise_url {
+                        pipe.cmd("HSET").arg(keys.node_urls()).arg(&node).arg(url);
+                    }
                 }
                 Op::Owner {
                     connection_id,
