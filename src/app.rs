@@ -109,6 +109,10 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     let connections = negotiate::Connections::default();
     let subscriptions = Arc::new(Subscriptions::default());
     groups.observe(subscriptions.clone());
+    groups.add_extension(
+        collections::rest::LISTEN_EXTENSION,
+        Arc::new(collections::rest::ListenExtension(subscriptions.clone())),
+    );
     let lookups = schema
         .collections()
         .map(|c| {

@@ -223,3 +223,105 @@ async fn each_change_reaches_each_listener_once() {
     b.stop().await;
     database.drop_it().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_through_another_node_runs_on_the_connections_node() {
+    let database = TestDb::new(Db::Postgres).await;
+    let (a, b) = two_nodes(&database).await;
+    let mut listener = a.hub_as(Some(&user_token("dana"))).await;
+    let body = json!({"connectionId": listener.connection_id});
+
+    // Another user may not subscribe dana's connection, whichever node is asked.
+    let response = reqwest::Client::new()
+        .post(b.url("/api/orders/_listen"))
+        .bearer_auth(user_token("eve"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+
+    let (status, answer) = as_server(&b, "/api/orders/_listen", body.clone()).await;
+    assert_eq!((status, &answer), (200, &json!({"listening": true})));
+    let (status, _) = as_server(&b, "/api/orders", json!({"note": "first"})).await;
+    assert_eq!(status, 201);
+    assert_eq!(listener.next_change().await["data"]["note"], "first");
+
+    let (status, answer) = as_server(&b, "/api/orders/_unlisten", body).await;
+    assert_eq!((status, &answer), (200, &json!({"listening": false})));
+    as_server(&b, "/api/orders", json!({"note": "second"})).await;
+    listener.expect_silence(Duration::from_millis(500)).await;
+
+    let unknown = json!({"connectionId": "nobody-has-this"});
+    let (status, _) = as_server(&b, "/api/orders/_listen", unknown).await;
+    assert_eq!(status, 404);
+    a.stop().await;
+    b.stop().await;
+    database.drop_it().await;
+}
+
+/// A Web PubSub server-SDK request to `node` (a JWT of the access key for the URL).
+async fn sdk(node: &Server, method: reqwest::Method, path: &str) -> u16 {
+    let url = node.url(&format!("{path}?api-version=2024-12-01"));
+    let exp = jsonwebtoken::get_current_timestamp() + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"aud": url, "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(SERVER_KEY.as_bytes()),
+    )
+    .unwrap();
+    let response = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_pubsub_user_and_connection_calls_reach_every_node() {
+    let database = TestDb::new(Db::Sqlite).await;
+    let (a, b) = two_nodes(&database).await;
+    let mut on_a = a.hub_as(Some(&user_token("frank"))).await;
+    let mut on_b = b.hub_as(Some(&user_token("frank"))).await;
+    use reqwest::Method;
+
+    assert_eq!(
+        sdk(&b, Method::HEAD, "/api/hubs/app/users/frank").await,
+        200
+    );
+    assert_eq!(
+        sdk(&b, Method::HEAD, "/api/hubs/app/users/nobody").await,
+        404
+    );
+    // Both of frank's connections join, the one on A through a command.
+    let join = "/api/hubs/app/users/frank/groups/app%3Ateam";
+    assert_eq!(sdk(&b, Method::PUT, join).await, 200);
+    assert_eq!(
+        sdk(&a, Method::HEAD, "/api/hubs/app/groups/app%3Ateam").await,
+        200
+    );
+    as_server(&b, "/api/_rt/send", json!({"channel": "team", "body": 1})).await;
+    for hub in [&mut on_a, &mut on_b] {
+        assert_eq!(next_channel_message(hub).await["data"], 1);
+    }
+
+    // The connection on A leaves every group, asked on B.
+    let all = format!("/api/hubs/app/connections/{}/groups", on_a.connection_id);
+    assert_eq!(sdk(&b, Method::DELETE, &all).await, 204);
+    as_server(&b, "/api/_rt/send", json!({"channel": "team", "body": 2})).await;
+    assert_eq!(next_channel_message(&mut on_b).await["data"], 2);
+    on_a.expect_silence(Duration::from_millis(300)).await;
+
+    // And the user from every group, asked on A.
+    assert_eq!(
+        sdk(&a, Method::DELETE, "/api/hubs/app/users/frank/groups").await,
+        204
+    );
+    as_server(&a, "/api/_rt/send", json!({"channel": "team", "body": 3})).await;
+    on_b.expect_silence(Duration::from_millis(300)).await;
+    a.stop().await;
+    b.stop().await;
+    database.drop_it().await;
+}

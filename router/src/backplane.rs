@@ -79,23 +79,43 @@ pub enum Command {
     },
     /// Whose connection it is (the ownership checks of the REST API).
     Identify { connection_id: Arc<str> },
+    /// The groups the connection is in.
+    Groups { connection_id: Arc<str> },
+    /// An application's own action on a connection (see [`crate::Router::extend`]), run
+    /// by the owner with the connection held live.
+    Extension {
+        connection_id: Arc<str>,
+        name: Arc<str>,
+        body: serde_json::Value,
+    },
+    /// A user's connections on the node that runs it (not about one connection: sent to
+    /// each node where the user is).
+    UserConnections { user: Arc<str> },
 }
 
 impl Command {
-    pub fn connection_id(&self) -> &str {
+    /// The connection the command is about; `None` for commands about a node.
+    pub fn connection_id(&self) -> Option<&str> {
         match self {
             Command::Join { connection_id, .. }
             | Command::Leave { connection_id, .. }
-            | Command::Identify { connection_id } => connection_id,
+            | Command::Identify { connection_id }
+            | Command::Groups { connection_id }
+            | Command::Extension { connection_id, .. } => Some(connection_id),
+            Command::UserConnections { .. } => None,
         }
     }
 }
 
 /// The owner's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Reply {
     Done,
     Identity(Arc<Identity>),
+    Groups(Vec<Arc<str>>),
+    Connections(Vec<Arc<str>>),
+    /// An extension's answer (its own success or refusal).
+    Extension(serde_json::Value),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +176,13 @@ pub trait Backplane: Send + Sync + 'static {
         &self,
         _group: &str,
     ) -> Option<BoxFuture<'static, Result<Vec<MemberInfo>, BackplaneError>>> {
+        None
+    }
+    /// `user`'s connections on the other nodes; `None` when there are no other nodes.
+    fn user_connections(
+        &self,
+        _user: &str,
+    ) -> Option<BoxFuture<'static, Result<Vec<Arc<str>>, BackplaneError>>> {
         None
     }
 }
@@ -282,5 +309,28 @@ impl Backplane for LoopbackBackplane {
             .find_map(|handler| handler.execute(&command))
             .ok_or(BackplaneError::UnknownConnection);
         Box::pin(std::future::ready(reply))
+    }
+
+    fn user_connections(
+        &self,
+        user: &str,
+    ) -> Option<BoxFuture<'static, Result<Vec<Arc<str>>, BackplaneError>>> {
+        let origin = *self.node.lock();
+        let handlers: Vec<Arc<dyn BackplaneHandler>> = {
+            let nodes = self.network.nodes.lock();
+            nodes
+                .iter()
+                .filter(|n| Some(n.id) != origin)
+                .filter_map(|n| n.handler.upgrade())
+                .collect()
+        };
+        let command = Command::UserConnections { user: user.into() };
+        let mut connections = Vec::new();
+        for handler in handlers {
+            if let Some(Reply::Connections(ids)) = handler.execute(&command) {
+                connections.extend(ids);
+            }
+        }
+        Some(Box::pin(std::future::ready(Ok(connections))))
     }
 }

@@ -58,7 +58,7 @@ pub use message::{
     Outbound, Payload,
 };
 pub use observer::SessionObserver;
-pub use router::{Delivery, MemberInfo, Members, Registration, Router, RouterError};
+pub use router::{Delivery, Extension, MemberInfo, Members, Registration, Router, RouterError};
 pub use rt_core::Stamped;
 pub use session::{Membership, Session};
 pub use stats::{EventStats, ProtocolStats, SessionStats, StatsSnapshot};

@@ -70,10 +70,18 @@ pub struct Members {
     pub members: Vec<MemberInfo>,
 }
 
+/// An application's own action on a connection, run on the node that owns it (a change
+/// subscription, say), so that it works whichever node the request reached. `body` says
+/// what to do; the answer, success or refusal, is the extension's own JSON.
+pub trait Extension: Send + Sync + 'static {
+    fn run(&self, session: &Arc<Session>, body: &serde_json::Value) -> serde_json::Value;
+}
+
 struct Inner {
     node: NodeId,
     tables: Tables,
     observers: RwLock<Vec<Arc<dyn SessionObserver>>>,
+    extensions: RwLock<std::collections::HashMap<Arc<str>, Arc<dyn Extension>>>,
     backplane: Arc<dyn Backplane>,
     stats: Stats,
 }
@@ -103,6 +111,7 @@ impl Router {
             node,
             tables: Tables::default(),
             observers: RwLock::new(Vec::new()),
+            extensions: RwLock::default(),
             backplane: backplane.clone(),
             stats: Stats::default(),
         });
@@ -230,6 +239,61 @@ impl Router {
         match self.inner.backplane.command(command).await {
             Ok(Reply::Identity(identity)) => Some(identity),
             _ => None,
+        }
+    }
+
+    /// The groups a connection of any node is in.
+    pub async fn groups_of(&self, connection_id: &str) -> Result<Vec<Arc<str>>, RouterError> {
+        if let Some(session) = self.session(connection_id) {
+            return Ok(session.groups().into_iter().map(|(g, _)| g).collect());
+        }
+        let command = Command::Groups {
+            connection_id: connection_id.into(),
+        };
+        match self.inner.backplane.command(command).await? {
+            Reply::Groups(groups) => Ok(groups),
+            _ => Err(RouterError::UnknownConnection),
+        }
+    }
+
+    /// The ids of `user`'s connections on every node: this node's first, in the order they
+    /// connected.
+    pub async fn cluster_user_connections(&self, user: &str) -> Result<Vec<Arc<str>>, RouterError> {
+        let mut connections = self.user_connections(user);
+        if let Some(elsewhere) = self.inner.backplane.user_connections(user) {
+            connections.extend(elsewhere.await?);
+        }
+        Ok(connections)
+    }
+
+    /// Make `extension` reachable as `name` by [`Router::extend`] from every node (each node
+    /// registers the same extensions).
+    pub fn add_extension(&self, name: &str, extension: Arc<dyn Extension>) {
+        self.inner.extensions.write().insert(name.into(), extension);
+    }
+
+    /// Run the extension `name` on a connection of any node, with the connection held live
+    /// (see [`Router::with_live_session`]).
+    pub async fn extend(
+        &self,
+        connection_id: &str,
+        name: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, RouterError> {
+        if self.session(connection_id).is_some() {
+            return self
+                .inner
+                .run_extension(connection_id, name, &body)
+                .ok_or(RouterError::UnknownConnection);
+        }
+        let command = Command::Extension {
+            connection_id: connection_id.into(),
+            name: name.into(),
+            body,
+        };
+        match self.inner.backplane.command(command).await? {
+            Reply::Extension(answer) => Ok(answer),
+            _ => Err(RouterError::UnknownConnection),
         }
     }
 
@@ -416,6 +480,24 @@ impl Router {
 }
 
 impl Inner {
+    /// `None` when there is no such live session here, or no such extension.
+    fn run_extension(
+        &self,
+        connection_id: &str,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Option<serde_json::Value> {
+        let extension = self.extensions.read().get(name).cloned()?;
+        let session = self.tables.sessions.get(connection_id).map(|s| s.clone())?;
+        let state = session.state();
+        if state.gone {
+            return None;
+        }
+        let answer = extension.run(&session, body);
+        drop(state);
+        Some(answer)
+    }
+
     fn join_local(
         &self,
         session: &Arc<Session>,
@@ -595,11 +677,30 @@ impl BackplaneHandler for Inner {
     }
 
     fn execute(&self, command: &Command) -> Option<Reply> {
-        let session = self
-            .tables
-            .sessions
-            .get(command.connection_id())
-            .map(|s| s.clone())?;
+        let connection_id = match command {
+            Command::UserConnections { user } => {
+                let ids = Tables::snapshot(&self.tables.users, user)
+                    .map(|seats| {
+                        seats
+                            .iter()
+                            .map(|seat| seat.session.id().as_arc().clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return Some(Reply::Connections(ids));
+            }
+            Command::Extension {
+                connection_id,
+                name,
+                body,
+            } => {
+                return self
+                    .run_extension(connection_id, name, body)
+                    .map(Reply::Extension);
+            }
+            other => other.connection_id()?,
+        };
+        let session = self.tables.sessions.get(connection_id).map(|s| s.clone())?;
         match command {
             Command::Join {
                 group, membership, ..
@@ -612,6 +713,10 @@ impl BackplaneHandler for Inner {
                 Some(Reply::Done)
             }
             Command::Identify { .. } => Some(Reply::Identity(session.identity().clone())),
+            Command::Groups { .. } => Some(Reply::Groups(
+                session.groups().into_iter().map(|(g, _)| g).collect(),
+            )),
+            Command::Extension { .. } | Command::UserConnections { .. } => None,
         }
     }
 }

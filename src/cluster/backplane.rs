@@ -113,13 +113,52 @@ impl RedisBackplane {
     }
 
     async fn run_command(self: Arc<Self>, command: Command) -> Result<Reply, BackplaneError> {
-        let Some(owner) = self.owner(command.connection_id()).await? else {
+        let Some(connection_id) = command.connection_id() else {
+            return Err(BackplaneError::UnknownConnection); // node commands go by `ask`
+        };
+        let Some(owner) = self.owner(connection_id).await? else {
             return Err(BackplaneError::UnknownConnection);
         };
         if owner == self.node() {
             // A claim left from before; the router already looked here.
             return Err(BackplaneError::UnknownConnection);
         }
+        self.ask(owner, command).await
+    }
+
+    /// `user`'s connections on the other nodes where the user is.
+    async fn user_connections_elsewhere(
+        self: Arc<Self>,
+        user: Arc<str>,
+    ) -> Result<Vec<Arc<str>>, BackplaneError> {
+        let mut redis = self.query().await?;
+        let nodes: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.user_nodes(&user))
+            .query_async(&mut redis)
+            .await
+            .map_err(unavailable)?;
+        let asks = nodes
+            .iter()
+            .filter_map(|node| node.parse::<NodeId>().ok())
+            .filter(|node| *node != self.node())
+            .map(|node| {
+                let command = Command::UserConnections { user: user.clone() };
+                self.ask(node, command)
+            });
+        let mut connections = Vec::new();
+        for answer in futures_util::future::join_all(asks).await {
+            match answer {
+                Ok(Reply::Connections(ids)) => connections.extend(ids),
+                // A node that left: the user is not there any more.
+                Ok(_) | Err(BackplaneError::UnknownConnection) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(connections)
+    }
+
+    /// Send `command` to `owner` and wait for its reply.
+    async fn ask(&self, owner: NodeId, command: Command) -> Result<Reply, BackplaneError> {
         let request = self.numbers.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         self.pending.insert(request, reply);
@@ -332,5 +371,14 @@ impl Backplane for Shared {
         group: &str,
     ) -> Option<BoxFuture<'static, Result<Vec<MemberInfo>, BackplaneError>>> {
         Some(Box::pin(self.0.clone().read_members(group.to_owned())))
+    }
+
+    fn user_connections(
+        &self,
+        user: &str,
+    ) -> Option<BoxFuture<'static, Result<Vec<Arc<str>>, BackplaneError>>> {
+        Some(Box::pin(
+            self.0.clone().user_connections_elsewhere(user.into()),
+        ))
     }
 }

@@ -319,6 +319,7 @@ async fn listen_request(
     collections: &Collections,
     permitted: Permitted,
     body: Body,
+    listen: bool,
 ) -> Result<ListenRequest, ApiError> {
     let collection = permitted.collection(collections)?;
     let body = body_object(body, 64 * 1024).await?;
@@ -339,42 +340,68 @@ async fn listen_request(
         identity: permitted.identity,
         connection_id: connection_id.into_owned(),
         filter,
+        listen,
     })
 }
 
+/// A `_listen` or `_unlisten` as the connection's node runs it (the router's extension
+/// [`LISTEN_EXTENSION`]), so that it works whichever node the request reached.
+#[derive(serde::Serialize, Deserialize)]
 struct ListenRequest {
     collection: String,
     identity: Identity,
     connection_id: String,
     filter: ListenFilter,
+    listen: bool,
+}
+
+/// The router extension that runs `_listen` and `_unlisten` on the connection's node.
+pub const LISTEN_EXTENSION: &str = "collections.listen";
+
+/// Changes a connection's subscriptions while it cannot disconnect (the router holds its
+/// disconnect off meanwhile), so a connection that ends during the request leaves nothing
+/// behind: the subscription is made before its disconnect's cleanup runs, or not at all.
+pub struct ListenExtension(pub Arc<Subscriptions>);
+
+impl router::Extension for ListenExtension {
+    fn run(&self, session: &Arc<router::Session>, body: &Value) -> Value {
+        let Ok(request) = ListenRequest::deserialize(body) else {
+            return json!({"refused": "bad_request"});
+        };
+        if !crate::auth::may_act_on(&request.identity, session.identity()) {
+            return json!({"refused": "forbidden"});
+        }
+        let subscriber = Subscriber::Connection(session.id().as_arc().clone());
+        if request.listen {
+            self.0
+                .listen(&request.collection, subscriber, request.filter);
+        } else {
+            self.0
+                .unlisten(&request.collection, &subscriber, &request.filter);
+        }
+        json!({"done": true})
+    }
 }
 
 impl ListenRequest {
-    /// Change the connection's subscriptions while it cannot disconnect (the router holds its
-    /// disconnect off meanwhile), so a connection that ends during the request leaves nothing
-    /// behind: the subscription is made before its disconnect's cleanup runs, or not at all.
-    fn on_connection(
-        &self,
-        collections: &Collections,
-        change: impl FnOnce(&Subscriptions, Subscriber),
-    ) -> Result<(), ApiError> {
-        let unknown = || ApiError::not_found("There is no connection with that id.");
-        let subscriptions = collections.feed.subscriptions();
-        collections
+    async fn run(self, collections: &Collections) -> Result<Response, ApiError> {
+        let listening = self.listen;
+        let connection_id = self.connection_id.clone();
+        let body = serde_json::to_value(&self).map_err(ApiError::internal)?;
+        let answer = collections
             .router
-            .with_live_session(&self.connection_id, |session| {
-                if !crate::auth::may_act_on(&self.identity, session.identity()) {
-                    return Err(ApiError::forbidden(
-                        "That connection belongs to another identity.",
-                    ));
-                }
-                change(
-                    subscriptions,
-                    Subscriber::Connection(session.id().as_arc().clone()),
-                );
-                Ok(())
-            })
-            .unwrap_or_else(|| Err(unknown()))
+            .extend(&connection_id, LISTEN_EXTENSION, body)
+            .await
+            .map_err(|error| ApiError::from(crate::channels::ChannelError::from(error)))?;
+        match answer["refused"].as_str() {
+            None => Ok(Json(Listening { listening }).into_response()),
+            Some("forbidden") => Err(ApiError::forbidden(
+                "That connection belongs to another identity.",
+            )),
+            Some(_) => Err(ApiError::bad_request(
+                "The node that has the connection refused the request.",
+            )),
+        }
     }
 }
 
@@ -384,11 +411,8 @@ async fn listen(
     permitted: Permitted,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request = listen_request(&collections, permitted, body).await?;
-    request.on_connection(&collections, |subscriptions, subscriber| {
-        subscriptions.listen(&request.collection, subscriber, request.filter.clone())
-    })?;
-    Ok(Json(Listening { listening: true }).into_response())
+    let request = listen_request(&collections, permitted, body, true).await?;
+    request.run(&collections).await
 }
 
 async fn unlisten(
@@ -397,9 +421,6 @@ async fn unlisten(
     permitted: Permitted,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request = listen_request(&collections, permitted, body).await?;
-    request.on_connection(&collections, |subscriptions, subscriber| {
-        subscriptions.unlisten(&request.collection, &subscriber, &request.filter);
-    })?;
-    Ok(Json(Listening { listening: false }).into_response())
+    let request = listen_request(&collections, permitted, body, false).await?;
+    request.run(&collections).await
 }

@@ -68,12 +68,20 @@ pub(super) async fn group_exists(
     Ok(found(members.count > 0))
 }
 
-/// `HEAD /api/hubs/{hub}/users/{userId}`: 200 when the user has a connection on this node.
+/// `HEAD /api/hubs/{hub}/users/{userId}`: 200 when the user has a connection on any node.
 pub(super) async fn user_exists(
     State(state): State<Arc<WebPubSub>>,
     Path(path): Path<UserPath>,
-) -> Response {
-    found(!state.router.user_connections(&path.user).is_empty())
+) -> Result<Response, ApiError> {
+    Ok(found(
+        !user_connections(&state, &path.user).await?.is_empty(),
+    ))
+}
+
+/// The user's connections on every node.
+async fn user_connections(state: &WebPubSub, user: &str) -> Result<Vec<Arc<str>>, ApiError> {
+    let connections = state.router.cluster_user_connections(user).await;
+    Ok(connections.map_err(ChannelError::from)?)
 }
 
 /// `PUT /api/hubs/{hub}/groups/{group}/connections/{connectionId}`: 200, or 404 for a
@@ -107,42 +115,42 @@ pub(super) async fn remove_connection(
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-/// Take a connection of this node out of every channel it is in. Groups that are not
+/// Take a connection of any node out of every channel it is in. Groups that are not
 /// channels (none today; a protocol's own bookkeeping, should one appear) are left alone.
-async fn leave_all(state: &WebPubSub, connection: &str) {
-    let Some(session) = state.router.session(connection) else {
-        return;
+async fn leave_all(state: &WebPubSub, connection: &str) -> Result<(), ApiError> {
+    let groups = match state.router.groups_of(connection).await {
+        Ok(groups) => groups,
+        Err(router::RouterError::UnknownConnection) => return Ok(()),
+        Err(error) => return Err(ChannelError::from(error).into()),
     };
-    for (group, _) in session.groups() {
+    for group in groups {
         if state.channels.wire(&group).is_ok() {
             // The connection may close meanwhile: then it is out of every group anyway.
             let _ = state.router.leave(connection, &group).await;
         }
     }
+    Ok(())
 }
 
-/// `DELETE /api/hubs/{hub}/connections/{connectionId}/groups`: 204 (a connection of another
-/// node keeps its groups: only its own node knows them).
+/// `DELETE /api/hubs/{hub}/connections/{connectionId}/groups`: 204.
 pub(super) async fn remove_connection_from_all(
     State(state): State<Arc<WebPubSub>>,
     Path(path): Path<ConnectionPath>,
-) -> Response {
-    leave_all(&state, &path.connection).await;
-    status(StatusCode::NO_CONTENT)
+) -> Result<Response, ApiError> {
+    leave_all(&state, &path.connection).await?;
+    Ok(status(StatusCode::NO_CONTENT))
 }
 
-/// `PUT /api/hubs/{hub}/users/{userId}/groups/{group}`: the user's open connections on this
+/// `PUT /api/hubs/{hub}/users/{userId}/groups/{group}`: the user's open connections on every
 /// node join; 404 when it has none (as the emulator answers for an unknown user).
 pub(super) async fn add_user(
     State(state): State<Arc<WebPubSub>>,
     Path(path): Path<UserGroupPath>,
 ) -> Result<Response, ApiError> {
     let channel = state.channels.wire(&path.group)?;
-    let connections = state.router.user_connections(&path.user);
+    let connections = user_connections(&state, &path.user).await?;
     if connections.is_empty() {
-        return Err(ApiError::not_found(
-            "That user has no connection on this server.",
-        ));
+        return Err(ApiError::not_found("That user has no connection."));
     }
     each_connection(&state, &connections, &channel, true).await?;
     Ok(status(StatusCode::OK))
@@ -154,7 +162,7 @@ pub(super) async fn remove_user(
     Path(path): Path<UserGroupPath>,
 ) -> Result<Response, ApiError> {
     let channel = state.channels.wire(&path.group)?;
-    let connections = state.router.user_connections(&path.user);
+    let connections = user_connections(&state, &path.user).await?;
     each_connection(&state, &connections, &channel, false).await?;
     Ok(status(StatusCode::NO_CONTENT))
 }
@@ -186,11 +194,11 @@ pub(super) async fn each_connection(
 pub(super) async fn remove_user_from_all(
     State(state): State<Arc<WebPubSub>>,
     Path(path): Path<UserPath>,
-) -> Response {
-    for connection in state.router.user_connections(&path.user) {
-        leave_all(&state, &connection).await;
+) -> Result<Response, ApiError> {
+    for connection in user_connections(&state, &path.user).await? {
+        leave_all(&state, &connection).await?;
     }
-    status(StatusCode::NO_CONTENT)
+    Ok(status(StatusCode::NO_CONTENT))
 }
 
 #[derive(Serialize)]
