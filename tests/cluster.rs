@@ -325,3 +325,22 @@ async fn web_pubsub_user_and_connection_calls_reach_every_node() {
     b.stop().await;
     database.drop_it().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_on_a_new_database_all_start() {
+    // Without the advisory lock around table creation, PostgreSQL's `CREATE TABLE IF NOT
+    // EXISTS` races and all but one node fail with a duplicate key in pg_type.
+    let database = TestDb::new(Db::Postgres).await;
+    let prefix = prefix();
+    let config = node_config(&prefix);
+    let (a, b, c) = tokio::join!(
+        start_configured(&database.url, Some(&config)),
+        start_configured(&database.url, Some(&config)),
+        start_configured(&database.url, Some(&config)),
+    );
+    for node in [a, b, c] {
+        wait_until_ready(&node).await;
+        node.stop().await;
+    }
+    database.drop_it().await;
+}

@@ -70,6 +70,10 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// The advisory lock that keeps collection tables from being created twice at once
+/// (`rthub` in ASCII).
+const PREPARE_LOCK: i64 = 0x7274_6875_62;
+
 impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
@@ -118,25 +122,41 @@ async fn listen(pool: &PgPool) -> Result<watch::Receiver<u64>, StoreError> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn prepare(&self, collections: &[String]) -> Result<(), StoreError> {
+        // Several processes starting at once on a new database (the nodes of a cluster) would
+        // race in `CREATE TABLE IF NOT EXISTS`, which is not safe concurrently in PostgreSQL;
+        // one at a time, under a transaction-scoped advisory lock.
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PREPARE_LOCK)
+            .execute(&mut *transaction)
+            .await?;
         for collection in collections {
             let table = table_name(collection)?;
             let index = |suffix: &str| format!("\"c_{collection}_{suffix}\"");
-            sqlx::raw_sql(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} (
-                    id uuid PRIMARY KEY,
-                    data jsonb NOT NULL,
-                    created timestamptz NOT NULL,
-                    changed timestamptz NOT NULL,
-                    version bigint NOT NULL
-                 );
-                 CREATE INDEX IF NOT EXISTS {} ON {table} USING gin (data jsonb_path_ops);
-                 CREATE INDEX IF NOT EXISTS {} ON {table} (created, id);",
-                index("data"),
-                index("created"),
-            ))
-            .execute(&self.pool)
-            .await?;
+            let statements = [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {table} (
+                        id uuid PRIMARY KEY,
+                        data jsonb NOT NULL,
+                        created timestamptz NOT NULL,
+                        changed timestamptz NOT NULL,
+                        version bigint NOT NULL
+                     )"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {table} USING gin (data jsonb_path_ops)",
+                    index("data")
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {table} (created, id)",
+                    index("created")
+                ),
+            ];
+            for statement in &statements {
+                sqlx::query(statement).execute(&mut *transaction).await?;
+            }
         }
+        transaction.commit().await?;
         Ok(())
     }
 
