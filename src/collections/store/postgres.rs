@@ -72,7 +72,7 @@ fn now() -> DateTime<Utc> {
 
 /// The advisory lock that keeps collection tables from being created twice at once
 /// (`rthub` in ASCII).
-const PREPARE_LOCK: i64 = 0x7274_6875_62;
+const PREPARE_LOCK: i64 = 0x0072_7468_7562;
 
 impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
