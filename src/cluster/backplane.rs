@@ -21,16 +21,11 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
-/// A node whose heartbeat is older than this is taken for dead: its members leave the
-/// presence lists and commands for its connections fail at once.
-pub const NODE_DEAD_AFTER: Duration = Duration::from_secs(15);
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
-
 /// A member as the group's presence hash keeps it.
 #[derive(Serialize, Deserialize)]
-struct MemberRecord {
-    node: NodeId,
-    member: MemberInfo,
+pub(super) struct MemberRecord {
+    pub node: NodeId,
+    pub member: MemberInfo,
 }
 
 pub struct RedisBackplane {
@@ -83,7 +78,7 @@ impl RedisBackplane {
             .await
             .map_err(unavailable)?;
         Ok(seen.is_some_and(|seen| {
-            now_millis().saturating_sub(seen) < NODE_DEAD_AFTER.as_millis() as u64
+            now_millis().saturating_sub(seen) < self.config.node_timeout.as_millis() as u64
         }))
     }
 
@@ -209,7 +204,9 @@ impl RedisBackplane {
         let now = now_millis();
         let live: Vec<NodeId> = nodes
             .into_iter()
-            .filter(|(_, seen)| now.saturating_sub(*seen) < NODE_DEAD_AFTER.as_millis() as u64)
+            .filter(|(_, seen)| {
+                now.saturating_sub(*seen) < self.config.node_timeout.as_millis() as u64
+            })
             .filter_map(|(node, _)| node.parse().ok())
             .collect();
         let mut members = Vec::with_capacity(records.len());

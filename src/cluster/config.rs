@@ -19,6 +19,8 @@ pub struct FileCluster {
     partitions: Option<u64>,
     max_pending_operations: Option<usize>,
     advertise_url: Option<String>,
+    node_timeout_secs: Option<u64>,
+    cleanup_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +49,12 @@ pub struct ClusterConfig {
     /// Where the other nodes send requests for this node's connections (`http://host:port`);
     /// the bound address unless configured.
     pub advertise_url: Option<String>,
+    /// A node whose heartbeat is older is taken for dead: its members leave the presence
+    /// lists, commands for its connections fail at once, and the cleanup removes what it left
+    /// in Redis. Heartbeats go every third of it (at most every 2 s).
+    pub node_timeout: Duration,
+    /// How often each node looks for dead nodes' leftovers.
+    pub cleanup_interval: Duration,
 }
 
 impl ClusterConfig {
@@ -96,6 +104,13 @@ impl ClusterConfig {
                 ));
             }
         }
+        let node_timeout = positive(
+            file.node_timeout_secs.unwrap_or(15),
+            "cluster.node_timeout_secs",
+        )?;
+        if node_timeout < 3 {
+            return Err(invalid("cluster.node_timeout_secs", "at least 3"));
+        }
         let partitions = positive(file.partitions.unwrap_or(16), "cluster.partitions")?;
         if partitions > 1024 {
             return Err(invalid("cluster.partitions", "at most 1024"));
@@ -128,7 +143,17 @@ impl ClusterConfig {
             advertise_url: file
                 .advertise_url
                 .map(|url| url.trim_end_matches('/').to_owned()),
+            node_timeout: Duration::from_secs(node_timeout),
+            cleanup_interval: Duration::from_secs(positive(
+                file.cleanup_interval_secs.unwrap_or(30),
+                "cluster.cleanup_interval_secs",
+            )?),
         }))
+    }
+
+    /// How often this node says it is alive.
+    pub fn heartbeat_every(&self) -> Duration {
+        (self.node_timeout / 3).min(Duration::from_secs(2))
     }
 
     /// Whether the URL names a Redis Cluster.

@@ -46,6 +46,11 @@ impl Keys {
         format!("{}:{{p{}}}:gp:{group}", self.prefix, self.partition(group))
     }
 
+    /// A `SCAN` pattern for every group's presence hash.
+    pub fn any_group_members(&self) -> String {
+        format!("{}:{{p*}}:gp:*", self.prefix)
+    }
+
     /// Where a group's messages are published on a single Redis.
     pub fn group_channel(&self, group: &str) -> String {
         format!("{}:g:{group}", self.prefix)

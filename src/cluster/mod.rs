@@ -14,6 +14,7 @@
 mod backplane;
 pub mod config;
 mod incoming;
+mod janitor;
 mod keys;
 mod outgoing;
 mod status;
@@ -23,7 +24,7 @@ pub use backplane::RedisBackplane;
 pub use config::ClusterConfig;
 pub use status::Status;
 
-use backplane::{now_millis, Shared, HEARTBEAT_EVERY};
+use backplane::{now_millis, Shared};
 use incoming::Reader;
 use keys::Keys;
 use outgoing::{Scripts, Writer};
@@ -88,7 +89,8 @@ impl Cluster {
             ops,
         );
         tokio::spawn(reader.run(client.clone(), subs_queue));
-        tokio::spawn(heartbeat(inner.clone(), shutdown));
+        tokio::spawn(heartbeat(inner.clone(), shutdown.clone()));
+        tokio::spawn(janitor::run(inner.clone(), shutdown));
         tracing::info!(node = %config.node_id, prefix = %config.prefix, "cluster: joining through Redis");
         Ok(Self {
             backplane: Arc::new(Shared(inner.clone())),
@@ -112,11 +114,11 @@ impl Cluster {
 }
 
 /// Every node's heartbeat in one hash; on shutdown this node leaves it, so the others stop
-/// listing its members at once rather than after `NODE_DEAD_AFTER`.
+/// listing its members at once rather than after `node_timeout`.
 async fn heartbeat(backplane: Arc<RedisBackplane>, shutdown: CancellationToken) {
     let node = backplane.status.node.to_string();
     let key = backplane.keys.nodes();
-    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut every = tokio::time::interval(backplane.config.heartbeat_every());
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,

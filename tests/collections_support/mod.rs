@@ -289,9 +289,17 @@ impl Server {
 
     /// [`Self::hub`] with a bearer token (a user's JWT, say).
     pub async fn hub_as(&self, bearer: Option<&str>) -> Hub {
-        let mut negotiate = self
-            .http
-            .post(self.url("/api/_rt/signalr/negotiate?negotiateVersion=1"));
+        Hub::connect(&self.base, bearer).await
+    }
+}
+
+impl Hub {
+    /// A SignalR JSON connection to the rthub at `base` (`http://host:port`), handshake done.
+    pub async fn connect(base: &str, bearer: Option<&str>) -> Hub {
+        let http = reqwest::Client::new();
+        let mut negotiate = http.post(format!(
+            "{base}/api/_rt/signalr/negotiate?negotiateVersion=1"
+        ));
         if let Some(token) = bearer {
             negotiate = negotiate.bearer_auth(token);
         }
@@ -299,7 +307,7 @@ impl Server {
         let token = negotiated["connectionToken"].as_str().unwrap();
         let mut ws = format!(
             "{}/api/_rt/signalr?id={token}",
-            self.base.replacen("http", "ws", 1)
+            base.replacen("http", "ws", 1)
         );
         if let Some(bearer) = bearer {
             ws.push_str(&format!("&access_token={bearer}"));
