@@ -9,7 +9,7 @@
 use super::keys::Keys;
 use super::status::Status;
 use super::ClusterConfig;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use router::NodeId;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -126,7 +126,9 @@ pub struct Writer {
     pub keys: Keys,
     pub status: Arc<Status>,
     pub scripts: Scripts,
-    /// The epoch a group gets when its offsets start (again).
+    /// The epoch a group gets when its offsets start (again), before the batch number:
+    /// unique per node and start, and per batch, so a group that starts again under this
+    /// node (Redis restarted empty) never gets the epoch it had.
     pub epoch: String,
 }
 
@@ -135,6 +137,7 @@ impl Writer {
         let mut pending: VecDeque<Op> = VecDeque::new();
         let mut connection: Option<ConnectionManager> = None;
         let mut backoff = Backoff::default();
+        let mut batch = 0u64;
         loop {
             let Some(redis) = connection.as_mut() else {
                 match connect(&client).await {
@@ -143,7 +146,7 @@ impl Writer {
                             connection = Some(made);
                             self.status.up();
                         }
-                        Err(error) => self.status.down("writing", &error),
+                        Err(error) => self.status.down("loading scripts", &error),
                     },
                     Err(error) => self.status.down("connecting", &error),
                 }
@@ -164,36 +167,62 @@ impl Writer {
             }
             self.bound(&mut pending);
             let n = pending.len().min(BATCH);
-            let pipe = self.pipeline(pending.range(..n));
+            batch += 1;
+            let pipe = self.pipeline(pending.range(..n), &format!("{}.{batch:x}", self.epoch));
             match pipe
                 .query_async::<Vec<redis::RedisResult<redis::Value>>>(redis)
                 .await
             {
                 Ok(results) => {
-                    if results
-                        .iter()
-                        .any(|r| matches!(r, Err(e) if e.code() == Some("NOSCRIPT")))
-                    {
-                        // Redis restarted (or SCRIPT FLUSH): nothing of this batch that
-                        // needed a script ran; load them and send the batch again.
+                    let mut results = results.into_iter();
+                    let mut again = VecDeque::new();
+                    for op in pending.drain(..n) {
+                        let mut noscript = false;
+                        for result in results.by_ref().take(self.commands(&op)) {
+                            match result {
+                                Err(error) if error.code() == Some("NOSCRIPT") => noscript = true,
+                                Err(error) => {
+                                    tracing::warn!(node = %self.status.node, %error, "cluster: Redis refused an operation")
+                                }
+                                Ok(_) => {}
+                            }
+                        }
+                        if noscript {
+                            again.push_back(op);
+                        }
+                    }
+                    if !again.is_empty() {
+                        // Redis restarted (or SCRIPT FLUSH): the operations that needed a
+                        // script did not run. Only they go again (the others did run, and a
+                        // publish must not be repeated), first, once the scripts are back.
+                        tracing::info!(node = %self.status.node, "cluster: Redis lost the scripts (restarted?); loading them again");
+                        again.append(&mut pending);
+                        pending = again;
                         if let Err(error) = self.scripts.load(redis).await {
                             self.status.down("loading scripts", &error);
                             backoff.wait(&mut queue, &mut pending).await;
                         }
                         continue;
                     }
-                    for error in results.iter().filter_map(|r| r.as_ref().err()) {
-                        tracing::warn!(%error, "cluster: Redis refused an operation");
-                    }
-                    pending.drain(..n);
                     self.status.up();
                     backoff.reset();
                 }
                 Err(error) => {
+                    // Nothing tells which of the batch ran: it goes again whole. Group sends
+                    // are not repeated (the publish numbers); the bookkeeping is idempotent.
                     self.status.down("writing", &error);
                     backoff.wait(&mut queue, &mut pending).await;
+                    self.bound(&mut pending);
                 }
             }
+        }
+    }
+
+    /// How many commands `op` is in a pipeline (see [`Self::pipeline`]).
+    fn commands(&self, op: &Op) -> usize {
+        match op {
+            Op::Heartbeat if self.config.advertise_url.is_some() => 2,
+            _ => 1,
         }
     }
 
@@ -205,13 +234,15 @@ impl Writer {
             pending.drain(..dropped);
             self.status.dropped(dropped as u64);
             tracing::warn!(
+                node = %self.status.node,
                 dropped,
                 "cluster: Redis is unreachable and the queue is full; dropped the oldest operations"
             );
         }
     }
 
-    fn pipeline<'a>(&self, ops: impl Iterator<Item = &'a Op>) -> redis::Pipeline {
+    /// One pipeline of `ops`; a group that starts (again) in it gets `epoch`.
+    fn pipeline<'a>(&self, ops: impl Iterator<Item = &'a Op>, epoch: &str) -> redis::Pipeline {
         let keys = &self.keys;
         let node = self.status.node.to_string();
         let publish = if self.config.is_redis_cluster() {
@@ -238,7 +269,7 @@ impl Writer {
                         .arg(body.as_slice())
                         .arg(&node)
                         .arg(*number)
-                        .arg(&self.epoch)
+                        .arg(epoch)
                         .arg(self.config.stream_length)
                         .arg(ttl)
                         .arg(publish);
@@ -339,6 +370,17 @@ pub async fn connect(client: &redis::Client) -> redis::RedisResult<ConnectionMan
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_secs(2));
     ConnectionManager::new_with_config(client.clone(), config).await
+}
+
+/// The reader's connection for the streams: a plain multiplexed one, as the reader
+/// reconnects it itself along with its subscription.
+pub async fn connect_query(client: &redis::Client) -> redis::RedisResult<MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
 }
 
 /// 50 ms doubling to 2 s; while it waits, new operations keep queueing (bounded by the
