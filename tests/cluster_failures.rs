@@ -332,6 +332,31 @@ async fn redis_restarted_empty_is_a_new_epoch_logged_and_never_a_repeat() {
     for hub in [&mut alice, &mut bob] {
         expect_numbers(hub, 6..=10).await;
     }
+    // A rewrote its records (owners, presence) into the empty Redis: B finds alice's node
+    // for a command, and lists her.
+    let join = json!({"connectionId": alice.connection_id, "channel": "other"});
+    let mut answer = (0, Value::Null);
+    for _ in 0..200 {
+        answer = as_server(&b, "/api/_rt/join", join.clone()).await;
+        if answer.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let mut listed = Value::Null;
+    for _ in 0..200 {
+        listed = b
+            .get_as("/api/_rt/channels/room/members", Some(SERVER_KEY))
+            .await
+            .1;
+        if listed["count"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(listed["count"], 2, "{listed}");
+
     // Again, with the node that starts the new stream on the other side.
     redis.stop();
     wait_for(&a, "degraded").await;

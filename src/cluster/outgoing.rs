@@ -11,7 +11,7 @@ use super::status::Status;
 use super::ClusterConfig;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use router::NodeId;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -121,6 +121,97 @@ impl Scripts {
     }
 }
 
+/// What the writer has yet to write, and what this node has claimed in Redis so far.
+#[derive(Default)]
+struct Pending {
+    ops: VecDeque<Op>,
+    claims: Claims,
+}
+
+impl Pending {
+    fn push(&mut self, op: Op) {
+        self.claims.note(&op);
+        self.ops.push_back(op);
+    }
+}
+
+/// This node's records in Redis (connection owners, users' node sets, group members), as
+/// the operations queued so far leave them: what to write again when Redis comes back
+/// without its data, or commands for this node's connections would find no owner, and the
+/// presence lists would miss its members. Operations dropped from a full queue are in it
+/// too, so a restore repairs them.
+#[derive(Default)]
+struct Claims {
+    connections: HashSet<Arc<str>>,
+    users: HashSet<Arc<str>>,
+    members: HashMap<Arc<str>, HashMap<Arc<str>, Vec<u8>>>,
+}
+
+impl Claims {
+    fn note(&mut self, op: &Op) {
+        match op {
+            Op::Owner {
+                connection_id,
+                owned,
+            } => {
+                if *owned {
+                    self.connections.insert(connection_id.clone());
+                } else {
+                    self.connections.remove(connection_id);
+                }
+            }
+            Op::UserHere { user, here } => {
+                if *here {
+                    self.users.insert(user.clone());
+                } else {
+                    self.users.remove(user);
+                }
+            }
+            Op::Member {
+                group,
+                connection_id,
+                record,
+            } => match record {
+                Some(record) => {
+                    self.members
+                        .entry(group.clone())
+                        .or_default()
+                        .insert(connection_id.clone(), record.clone());
+                }
+                None => {
+                    if let Some(members) = self.members.get_mut(group) {
+                        members.remove(connection_id);
+                        if members.is_empty() {
+                            self.members.remove(group);
+                        }
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// The operations that write every claim again.
+    fn restore(&self) -> Vec<Op> {
+        let owners = self.connections.iter().map(|id| Op::Owner {
+            connection_id: id.clone(),
+            owned: true,
+        });
+        let users = self.users.iter().map(|user| Op::UserHere {
+            user: user.clone(),
+            here: true,
+        });
+        let members = self.members.iter().flat_map(|(group, members)| {
+            members.iter().map(|(id, record)| Op::Member {
+                group: group.clone(),
+                connection_id: id.clone(),
+                record: Some(record.clone()),
+            })
+        });
+        owners.chain(users).chain(members).collect()
+    }
+}
+
 pub struct Writer {
     pub config: ClusterConfig,
     pub keys: Keys,
@@ -134,7 +225,8 @@ pub struct Writer {
 
 impl Writer {
     pub async fn run(self, mut queue: mpsc::UnboundedReceiver<Op>, client: redis::Client) {
-        let mut pending: VecDeque<Op> = VecDeque::new();
+        let mut pending = Pending::default();
+        let mut beaten = false;
         let mut connection: Option<ConnectionManager> = None;
         let mut backoff = Backoff::default();
         let mut batch = 0u64;
@@ -156,19 +248,19 @@ impl Writer {
                 }
                 continue;
             };
-            if pending.is_empty() {
+            if pending.ops.is_empty() {
                 match queue.recv().await {
-                    Some(op) => pending.push_back(op),
+                    Some(op) => pending.push(op),
                     None => return,
                 }
             }
             while let Ok(op) = queue.try_recv() {
-                pending.push_back(op);
+                pending.push(op);
             }
             self.bound(&mut pending);
-            let n = pending.len().min(BATCH);
+            let n = pending.ops.len().min(BATCH);
             batch += 1;
-            let pipe = self.pipeline(pending.range(..n), &format!("{}.{batch:x}", self.epoch));
+            let pipe = self.pipeline(pending.ops.range(..n), &format!("{}.{batch:x}", self.epoch));
             match pipe
                 .query_async::<Vec<redis::RedisResult<redis::Value>>>(redis)
                 .await
@@ -176,10 +268,17 @@ impl Writer {
                 Ok(results) => {
                     let mut results = results.into_iter();
                     let mut again = VecDeque::new();
-                    for op in pending.drain(..n) {
+                    let (mut restore, mut beat) = (false, false);
+                    for op in pending.ops.drain(..n) {
                         let mut noscript = false;
-                        for result in results.by_ref().take(self.commands(&op)) {
+                        for (i, result) in results.by_ref().take(self.commands(&op)).enumerate() {
                             match result {
+                                // The heartbeat's field was new: Redis lost this node's
+                                // records (restarted empty), or this is the first beat.
+                                Ok(added) if i == 0 && matches!(op, Op::Heartbeat) => {
+                                    beat = true;
+                                    restore |= added == redis::Value::Int(1);
+                                }
                                 Err(error) if error.code() == Some("NOSCRIPT") => noscript = true,
                                 Err(error) => {
                                     tracing::warn!(node = %self.status.node, %error, "cluster: Redis refused an operation")
@@ -191,13 +290,23 @@ impl Writer {
                             again.push_back(op);
                         }
                     }
+                    if restore {
+                        // Ahead of what is queued, which was queued after these claims.
+                        if beaten {
+                            tracing::warn!(node = %self.status.node, "cluster: Redis lost this node's records (restarted without its data?); writing its connections, users and members again");
+                        }
+                        for op in pending.claims.restore().into_iter().rev() {
+                            pending.ops.push_front(op);
+                        }
+                    }
+                    beaten |= beat;
                     if !again.is_empty() {
                         // Redis restarted (or SCRIPT FLUSH): the operations that needed a
                         // script did not run. Only they go again (the others did run, and a
                         // publish must not be repeated), first, once the scripts are back.
                         tracing::info!(node = %self.status.node, "cluster: Redis lost the scripts (restarted?); loading them again");
-                        again.append(&mut pending);
-                        pending = again;
+                        again.append(&mut pending.ops);
+                        pending.ops = again;
                         if let Err(error) = self.scripts.load(redis).await {
                             self.status.down("loading scripts", &error);
                             backoff.wait(&mut queue, &mut pending).await;
@@ -227,11 +336,11 @@ impl Writer {
     }
 
     /// Keep at most `max_pending_operations`, dropping the oldest.
-    fn bound(&self, pending: &mut VecDeque<Op>) {
+    fn bound(&self, pending: &mut Pending) {
         let max = self.config.max_pending_operations;
-        if pending.len() > max {
-            let dropped = pending.len() - max;
-            pending.drain(..dropped);
+        if pending.ops.len() > max {
+            let dropped = pending.ops.len() - max;
+            pending.ops.drain(..dropped);
             self.status.dropped(dropped as u64);
             tracing::warn!(
                 node = %self.status.node,
@@ -395,7 +504,7 @@ impl Backoff {
         self.attempt = 0;
     }
 
-    async fn wait(&mut self, queue: &mut mpsc::UnboundedReceiver<Op>, pending: &mut VecDeque<Op>) {
+    async fn wait(&mut self, queue: &mut mpsc::UnboundedReceiver<Op>, pending: &mut Pending) {
         let delay = Duration::from_millis(50u64 << self.attempt.min(5)).min(Duration::from_secs(2));
         self.attempt += 1;
         let deadline = tokio::time::sleep(delay);
@@ -404,7 +513,7 @@ impl Backoff {
             tokio::select! {
                 () = &mut deadline => return,
                 op = queue.recv() => match op {
-                    Some(op) => pending.push_back(op),
+                    Some(op) => pending.push(op),
                     None => return,
                 },
             }
