@@ -4,13 +4,12 @@
 //! jump, or comes back from a lost connection, reads what it missed from the group's
 //! stream before going on.
 
+use super::connection::{Connection, Connector, Subscriber};
 use super::keys::Keys;
-use super::outgoing::{self, Op};
+use super::outgoing::Op;
 use super::status::Status;
 use super::wire::{self, GroupFrame, NodeMessage};
 use dashmap::DashMap;
-use futures_util::StreamExt;
-use redis::aio::MultiplexedConnection;
 use router::{BackplaneHandler, Envelope, NodeId, Reply};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -49,7 +48,7 @@ pub struct Reader {
     groups: HashMap<Arc<str>, Position>,
     /// For reading the streams; made with each subscription, and lost with it, so a gap is
     /// never left unfilled because only one of them came back.
-    query: Option<MultiplexedConnection>,
+    query: Option<Connection>,
 }
 
 enum Ended {
@@ -80,11 +79,14 @@ impl Reader {
         self.status.node
     }
 
-    pub async fn run(mut self, client: redis::Client, mut subs: mpsc::UnboundedReceiver<SubOp>) {
+    pub async fn run(mut self, client: Connector, mut subs: mpsc::UnboundedReceiver<SubOp>) {
         let mut attempt = 0u32;
         loop {
-            let ended = match client.get_async_pubsub().await {
-                Ok(pubsub) => self.serve(pubsub, &client, &mut subs, &mut attempt).await,
+            let ended = match client.subscriber().await {
+                Ok(subscriber) => {
+                    self.serve(subscriber, &client, &mut subs, &mut attempt)
+                        .await
+                }
                 Err(error) => Ended::Lost(Some(error)),
             };
             match ended {
@@ -125,19 +127,27 @@ impl Reader {
 
     async fn serve(
         &mut self,
-        pubsub: redis::aio::PubSub,
-        client: &redis::Client,
+        mut subscriber: Subscriber,
+        client: &Connector,
         subs: &mut mpsc::UnboundedReceiver<SubOp>,
         attempt: &mut u32,
     ) -> Ended {
-        let (mut sink, mut stream) = pubsub.split();
-        let mut channels = vec![self.keys.all_channel(), self.keys.node_channel(self.node())];
-        channels.extend(self.groups.keys().map(|g| self.keys.group_channel(g)));
-        if let Err(error) = sink.subscribe(&channels).await {
+        let channels = [self.keys.all_channel(), self.keys.node_channel(self.node())];
+        if let Err(error) = subscriber.subscribe(&channels).await {
             return Ended::Lost(Some(error));
         }
+        let groups: Vec<String> = self
+            .groups
+            .keys()
+            .map(|g| self.keys.group_channel(g))
+            .collect();
+        for channel in groups {
+            if let Err(error) = subscriber.subscribe_group(&channel).await {
+                return Ended::Lost(Some(error));
+            }
+        }
         self.query = None;
-        match outgoing::connect_query(client).await {
+        match client.connect_plain().await {
             Ok(query) => self.query = Some(query),
             Err(error) => return Ended::Lost(Some(error)),
         }
@@ -154,20 +164,18 @@ impl Reader {
             tokio::select! {
                 op = subs.recv() => {
                     let Some(op) = op else { return Ended::Shutdown };
-                    if let Err(error) = self.apply(op, &mut sink).await {
+                    if let Err(error) = self.apply(op, &mut subscriber).await {
                         return Ended::Lost(Some(error));
                     }
                 }
-                message = stream.next() => {
-                    let Some(message) = message else { return Ended::Lost(None) };
-                    let channel = message.get_channel_name();
-                    let payload = message.get_payload_bytes();
-                    if let Some(group) = self.keys.group_of_channel(channel) {
+                message = subscriber.next() => {
+                    let Some((channel, payload)) = message else { return Ended::Lost(None) };
+                    if let Some(group) = self.keys.group_of_channel(&channel) {
                         let group: Arc<str> = group.into();
-                        if let Err(error) = self.on_group_frame(&group, payload).await {
+                        if let Err(error) = self.on_group_frame(&group, &payload).await {
                             return Ended::Lost(Some(error));
                         }
-                    } else if let Err(error) = self.on_node_message(payload, subs, &mut sink).await {
+                    } else if let Err(error) = self.on_node_message(&payload, subs, &mut subscriber).await {
                         return Ended::Lost(Some(error));
                     }
                 }
@@ -175,18 +183,14 @@ impl Reader {
         }
     }
 
-    async fn apply(
-        &mut self,
-        op: SubOp,
-        sink: &mut redis::aio::PubSubSink,
-    ) -> redis::RedisResult<()> {
+    async fn apply(&mut self, op: SubOp, subscriber: &mut Subscriber) -> redis::RedisResult<()> {
         match op {
             SubOp::Subscribe(group) => {
                 let channel = self.keys.group_channel(&group);
                 // In the table first: if the subscription fails, the next connection makes it.
                 let new = !self.groups.contains_key(&group);
                 self.groups.entry(group.clone()).or_default();
-                sink.subscribe(channel).await?;
+                subscriber.subscribe_group(&channel).await?;
                 if new {
                     // Subscribed: whatever is past the stream's head now is for this node.
                     self.catch_up(&group, None).await?;
@@ -195,7 +199,9 @@ impl Reader {
             }
             SubOp::Unsubscribe(group) => {
                 self.groups.remove(&group);
-                sink.unsubscribe(self.keys.group_channel(&group)).await
+                subscriber
+                    .unsubscribe_group(&self.keys.group_channel(&group))
+                    .await
             }
             SubOp::Barrier(done) => {
                 let _ = done.send(());
@@ -360,7 +366,7 @@ impl Reader {
         &mut self,
         payload: &[u8],
         subs: &mut mpsc::UnboundedReceiver<SubOp>,
-        sink: &mut redis::aio::PubSubSink,
+        subscriber: &mut Subscriber,
     ) -> redis::RedisResult<()> {
         let message = match wire::decode::<NodeMessage>(payload) {
             Ok(message) => message,
@@ -386,7 +392,7 @@ impl Reader {
                 // A join subscribes the group; answer once that subscription is active, so
                 // that a send right after the acknowledgement reaches the new member.
                 while let Ok(op) = subs.try_recv() {
-                    self.apply(op, sink).await?;
+                    self.apply(op, subscriber).await?;
                 }
                 let body = wire::encode(&NodeMessage::Reply { request, reply });
                 let _ = self.ops.send(Op::Node { node: from, body });

@@ -6,10 +6,10 @@
 //! publish with offset and epoch. Each carries this node's publish number, which the script
 //! remembers per group, so a batch retried after a lost reply is never published twice.
 
+use super::connection::{Connection, Connector};
 use super::keys::Keys;
 use super::status::Status;
 use super::ClusterConfig;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
 use router::NodeId;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -109,7 +109,7 @@ impl Scripts {
         }
     }
 
-    pub async fn load(&self, connection: &mut ConnectionManager) -> redis::RedisResult<()> {
+    pub async fn load(&self, connection: &mut Connection) -> redis::RedisResult<()> {
         for code in [PUBLISH_GROUP, PUBLISH_USER, PUBLISH_CONNECTION] {
             redis::cmd("SCRIPT")
                 .arg("LOAD")
@@ -224,15 +224,15 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub async fn run(self, mut queue: mpsc::UnboundedReceiver<Op>, client: redis::Client) {
+    pub async fn run(self, mut queue: mpsc::UnboundedReceiver<Op>, client: Connector) {
         let mut pending = Pending::default();
         let mut beaten = false;
-        let mut connection: Option<ConnectionManager> = None;
+        let mut connection: Option<Connection> = None;
         let mut backoff = Backoff::default();
         let mut batch = 0u64;
         loop {
             let Some(redis) = connection.as_mut() else {
-                match connect(&client).await {
+                match client.connect().await {
                     Ok(mut made) => match self.scripts.load(&mut made).await {
                         Ok(()) => {
                             connection = Some(made);
@@ -470,26 +470,6 @@ impl Writer {
         }
         pipe
     }
-}
-
-pub async fn connect(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(2));
-    ConnectionManager::new_with_config(client.clone(), config).await
-}
-
-/// The reader's connection for the streams: a plain multiplexed one, as the reader
-/// reconnects it itself along with its subscription.
-pub async fn connect_query(client: &redis::Client) -> redis::RedisResult<MultiplexedConnection> {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
 }
 
 /// 50 ms doubling to 2 s; while it waits, new operations keep queueing (bounded by the
