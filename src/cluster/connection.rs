@@ -219,6 +219,21 @@ impl Subscriber {
         }
     }
 
+    /// Every group's channel at once (after a reconnection).
+    pub async fn subscribe_groups(&mut self, channels: &[String]) -> RedisResult<()> {
+        match self {
+            Self::Single { sink, .. } if !channels.is_empty() => sink.subscribe(channels).await,
+            Self::Single { .. } => Ok(()),
+            // One by one: a sharded subscription names channels of one slot.
+            Self::Cluster { connection, .. } => {
+                for channel in channels {
+                    connection.ssubscribe(channel).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     pub async fn subscribe_group(&mut self, channel: &str) -> RedisResult<()> {
         match self {
             Self::Single { sink, .. } => sink.subscribe(channel).await,

@@ -141,10 +141,8 @@ impl Reader {
             .keys()
             .map(|g| self.keys.group_channel(g))
             .collect();
-        for channel in groups {
-            if let Err(error) = subscriber.subscribe_group(&channel).await {
-                return Ended::Lost(Some(error));
-            }
+        if let Err(error) = subscriber.subscribe_groups(&groups).await {
+            return Ended::Lost(Some(error));
         }
         self.query = None;
         match client.connect_plain().await {
