@@ -1,6 +1,7 @@
 //! Two rthub nodes on a Redis Cluster (`redis+cluster://`): a three-primary cluster each
 //! test starts itself from the installed `redis-server`, on free ports. Group sends (sharded
-//! pub/sub, scripts in one slot), commands on the other node's connections and presence.
+//! pub/sub, scripts in one slot), commands on the other node's connections, presence, and a
+//! lost subscription filled from the stream.
 
 mod collections_support;
 
@@ -294,6 +295,70 @@ async fn presence_lists_both_nodes_on_a_redis_cluster() {
         users.sort();
         assert_eq!(users, ["alice", "bob"], "{listed}");
     }
+    a.stop().await;
+    b.stop().await;
+    database.drop_it().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_subscription_is_filled_on_a_redis_cluster() {
+    let database = TestDb::new(Db::Sqlite).await;
+    let cluster = TestCluster::start().await;
+    let (a, b) = two_nodes(&database, &cluster).await;
+    let mut bob = b.hub_as(Some(&user_token("bob"))).await;
+    ok(&bob.invoke("JoinGroup", json!(["app:room"])).await);
+    let total = 200;
+    let sender = {
+        let url = a.url("/api/_rt/send");
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for n in 0..total {
+                let response = http
+                    .post(&url)
+                    .header("x-apikey", SERVER_KEY)
+                    .json(&json!({"channel": "room", "body": n}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 200);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let mut received = Vec::new();
+    let mut killed = 0;
+    for _ in 0..2 {
+        for _ in 0..40 {
+            received.push(next_channel_message(&mut bob).await.1);
+        }
+        // Every subscriber on every primary, plain and sharded.
+        for port in &cluster.ports {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            let count: u64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("pubsub")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            killed += count;
+        }
+    }
+    sender.await.unwrap();
+    while received.len() < total {
+        received.push(next_channel_message(&mut bob).await.1);
+    }
+    let expected: Vec<Value> = (0..total).map(|n| json!(n)).collect();
+    assert_eq!(received, expected);
+    bob.expect_silence(Duration::from_millis(500)).await;
+    assert!(killed > 0, "no subscriber to kill");
+    let (_, body) = b.get("/readyz").await;
+    assert_eq!(body["cluster"]["lostMessages"], 0, "{body}");
+    assert!(
+        body["cluster"]["filledMessages"].as_u64() > Some(0),
+        "{body}"
+    );
     a.stop().await;
     b.stop().await;
     database.drop_it().await;
