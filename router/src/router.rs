@@ -228,17 +228,23 @@ impl Router {
         Some(result)
     }
 
-    /// The identity of a connection on any node.
-    pub async fn identity(&self, connection_id: &str) -> Option<Arc<Identity>> {
+    /// The identity of a connection on any node; `Ok(None)` when no node has it, an error
+    /// when the backplane could not tell (Redis away, the owner silent): callers answer
+    /// "unavailable" then, not "no such connection".
+    pub async fn identity(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<Arc<Identity>>, RouterError> {
         if let Some(session) = self.session(connection_id) {
-            return Some(session.identity().clone());
+            return Ok(Some(session.identity().clone()));
         }
         let command = Command::Identify {
             connection_id: connection_id.into(),
         };
         match self.inner.backplane.command(command).await {
-            Ok(Reply::Identity(identity)) => Some(identity),
-            _ => None,
+            Ok(Reply::Identity(identity)) => Ok(Some(identity)),
+            Ok(_) | Err(BackplaneError::UnknownConnection) => Ok(None),
+            Err(error) => Err(error.into()),
         }
     }
 

@@ -89,6 +89,7 @@ impl ChannelService {
             .router
             .identity(connection_id)
             .await
+            .map_err(router_error)?
             .ok_or(ChannelError::UnknownConnection)?;
         if crate::auth::may_act_on(actor, &owner) {
             Ok(())

@@ -3,6 +3,7 @@
 //! only commands and presence reads (which are async at the router too) talk to Redis
 //! directly.
 
+use super::connection::{Connection, Connector};
 use super::incoming::{Handler, Pending, SubOp};
 use super::keys::Keys;
 use super::outgoing::Op;
@@ -10,7 +11,6 @@ use super::status::Status;
 use super::wire::{self, NodeMessage};
 use super::ClusterConfig;
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use router::{
     Backplane, BackplaneError, BackplaneHandler, Command, Envelope, MemberInfo, NodeId, Reply,
     Session, Target,
@@ -36,9 +36,9 @@ pub struct RedisBackplane {
     pub(super) pending: Arc<Pending>,
     pub(super) ops: mpsc::UnboundedSender<Op>,
     pub(super) subs: mpsc::UnboundedSender<SubOp>,
-    pub(super) client: redis::Client,
+    pub(super) client: Connector,
     /// For commands and presence reads; made on first use (Redis may be away at start).
-    pub(super) query: OnceCell<ConnectionManager>,
+    pub(super) query: OnceCell<Connection>,
     /// This node's publish numbers (see `outgoing`) and command request ids.
     pub(super) numbers: AtomicU64,
 }
@@ -57,13 +57,13 @@ impl RedisBackplane {
         let _ = self.ops.send(op);
     }
 
-    async fn query(&self) -> Result<ConnectionManager, BackplaneError> {
+    async fn query(&self) -> Result<Connection, BackplaneError> {
         self.query_connection().await.map_err(unavailable)
     }
 
-    pub(super) async fn query_connection(&self) -> redis::RedisResult<ConnectionManager> {
+    pub(super) async fn query_connection(&self) -> redis::RedisResult<Connection> {
         self.query
-            .get_or_try_init(|| super::outgoing::connect(&self.client))
+            .get_or_try_init(|| self.client.connect())
             .await
             .cloned()
     }
@@ -170,7 +170,9 @@ impl RedisBackplane {
                 .query_async(&mut redis)
                 .await
                 .map_err(unavailable)?;
-            if receivers == 0 {
+            // On a Redis Cluster the count is the receiving shard's alone: no answer there
+            // is the command timeout's to tell.
+            if receivers == 0 && !self.config.is_redis_cluster() {
                 return Err(BackplaneError::UnknownConnection); // that node is gone
             }
             match tokio::time::timeout(self.config.command_timeout, answer).await {

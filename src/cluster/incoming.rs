@@ -4,13 +4,12 @@
 //! jump, or comes back from a lost connection, reads what it missed from the group's
 //! stream before going on.
 
+use super::connection::{Connection, Connector, Subscriber};
 use super::keys::Keys;
-use super::outgoing::{self, Op};
+use super::outgoing::Op;
 use super::status::Status;
 use super::wire::{self, GroupFrame, NodeMessage};
 use dashmap::DashMap;
-use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use router::{BackplaneHandler, Envelope, NodeId, Reply};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -30,6 +29,12 @@ pub type Handler = OnceLock<Weak<dyn BackplaneHandler>>;
 /// Where this node is in a group's stream.
 #[derive(Default)]
 struct Position {
+    /// False until this node has looked at the stream (it subscribed while Redis was away):
+    /// then it takes the stream's head, as what came before cannot be told from what came
+    /// after the join.
+    known: bool,
+    /// `None`: the group had no stream when this node looked, so whatever epoch comes first
+    /// is new from its start.
     epoch: Option<String>,
     offset: u64,
 }
@@ -41,7 +46,9 @@ pub struct Reader {
     pub pending: Arc<Pending>,
     pub ops: mpsc::UnboundedSender<Op>,
     groups: HashMap<Arc<str>, Position>,
-    query: Option<ConnectionManager>,
+    /// For reading the streams; made with each subscription, and lost with it, so a gap is
+    /// never left unfilled because only one of them came back.
+    query: Option<Connection>,
 }
 
 enum Ended {
@@ -72,13 +79,13 @@ impl Reader {
         self.status.node
     }
 
-    pub async fn run(mut self, client: redis::Client, mut subs: mpsc::UnboundedReceiver<SubOp>) {
+    pub async fn run(mut self, client: Connector, mut subs: mpsc::UnboundedReceiver<SubOp>) {
         let mut attempt = 0u32;
         loop {
-            let ended = match client.get_async_pubsub().await {
-                Ok(pubsub) => {
-                    attempt = 0;
-                    self.serve(pubsub, &client, &mut subs).await
+            let ended = match client.subscriber().await {
+                Ok(subscriber) => {
+                    self.serve(subscriber, &client, &mut subs, &mut attempt)
+                        .await
                 }
                 Err(error) => Ended::Lost(Some(error)),
             };
@@ -120,44 +127,53 @@ impl Reader {
 
     async fn serve(
         &mut self,
-        pubsub: redis::aio::PubSub,
-        client: &redis::Client,
+        mut subscriber: Subscriber,
+        client: &Connector,
         subs: &mut mpsc::UnboundedReceiver<SubOp>,
+        attempt: &mut u32,
     ) -> Ended {
-        let (mut sink, mut stream) = pubsub.split();
-        let mut channels = vec![self.keys.all_channel(), self.keys.node_channel(self.node())];
-        channels.extend(self.groups.keys().map(|g| self.keys.group_channel(g)));
-        if let Err(error) = sink.subscribe(&channels).await {
+        let channels = [self.keys.all_channel(), self.keys.node_channel(self.node())];
+        if let Err(error) = subscriber.subscribe(&channels).await {
             return Ended::Lost(Some(error));
         }
-        if self.query.is_none() {
-            match outgoing::connect(client).await {
-                Ok(query) => self.query = Some(query),
-                Err(error) => return Ended::Lost(Some(error)),
-            }
+        let groups: Vec<String> = self
+            .groups
+            .keys()
+            .map(|g| self.keys.group_channel(g))
+            .collect();
+        if let Err(error) = subscriber.subscribe_groups(&groups).await {
+            return Ended::Lost(Some(error));
         }
-        self.status.reader(true, None);
-        // What the groups missed while the subscription was away.
+        self.query = None;
+        match client.connect_plain().await {
+            Ok(query) => self.query = Some(query),
+            Err(error) => return Ended::Lost(Some(error)),
+        }
+        // What the groups missed while the subscription was away, before anything new.
         let groups: Vec<Arc<str>> = self.groups.keys().cloned().collect();
         for group in groups {
-            self.catch_up(&group, None).await;
+            if let Err(error) = self.catch_up(&group, None).await {
+                return Ended::Lost(Some(error));
+            }
         }
+        *attempt = 0;
+        self.status.reader(true, None);
         loop {
             tokio::select! {
                 op = subs.recv() => {
                     let Some(op) = op else { return Ended::Shutdown };
-                    if let Err(error) = self.apply(op, &mut sink).await {
+                    if let Err(error) = self.apply(op, &mut subscriber).await {
                         return Ended::Lost(Some(error));
                     }
                 }
-                message = stream.next() => {
-                    let Some(message) = message else { return Ended::Lost(None) };
-                    let channel = message.get_channel_name();
-                    let payload = message.get_payload_bytes();
-                    if let Some(group) = self.keys.group_of_channel(channel) {
+                message = subscriber.next() => {
+                    let Some((channel, payload)) = message else { return Ended::Lost(None) };
+                    if let Some(group) = self.keys.group_of_channel(&channel) {
                         let group: Arc<str> = group.into();
-                        self.on_group_frame(&group, payload).await;
-                    } else if let Err(error) = self.on_node_message(payload, subs, &mut sink).await {
+                        if let Err(error) = self.on_group_frame(&group, &payload).await {
+                            return Ended::Lost(Some(error));
+                        }
+                    } else if let Err(error) = self.on_node_message(&payload, subs, &mut subscriber).await {
                         return Ended::Lost(Some(error));
                     }
                 }
@@ -165,20 +181,25 @@ impl Reader {
         }
     }
 
-    async fn apply(
-        &mut self,
-        op: SubOp,
-        sink: &mut redis::aio::PubSubSink,
-    ) -> redis::RedisResult<()> {
+    async fn apply(&mut self, op: SubOp, subscriber: &mut Subscriber) -> redis::RedisResult<()> {
         match op {
             SubOp::Subscribe(group) => {
                 let channel = self.keys.group_channel(&group);
-                self.groups.entry(group).or_default();
-                sink.subscribe(channel).await
+                // In the table first: if the subscription fails, the next connection makes it.
+                let new = !self.groups.contains_key(&group);
+                self.groups.entry(group.clone()).or_default();
+                subscriber.subscribe_group(&channel).await?;
+                if new {
+                    // Subscribed: whatever is past the stream's head now is for this node.
+                    self.catch_up(&group, None).await?;
+                }
+                Ok(())
             }
             SubOp::Unsubscribe(group) => {
                 self.groups.remove(&group);
-                sink.unsubscribe(self.keys.group_channel(&group)).await
+                subscriber
+                    .unsubscribe_group(&self.keys.group_channel(&group))
+                    .await
             }
             SubOp::Barrier(done) => {
                 let _ = done.send(());
@@ -201,110 +222,105 @@ impl Reader {
                     handler.deliver(&envelope);
                 }
             }
-            Err(error) => tracing::warn!(%error, "cluster: skipped a message"),
+            Err(error) => tracing::warn!(node = %self.node(), %error, "cluster: skipped a message"),
         }
     }
 
-    async fn on_group_frame(&mut self, group: &Arc<str>, payload: &[u8]) {
+    async fn on_group_frame(&mut self, group: &Arc<str>, payload: &[u8]) -> redis::RedisResult<()> {
+        let node = self.node();
         let frame = match GroupFrame::parse(payload) {
             Ok(frame) => frame,
             Err(error) => {
-                tracing::warn!(%error, "cluster: skipped a group message");
-                return;
+                tracing::warn!(%node, %error, group = %group, "cluster: skipped a group message");
+                return Ok(());
             }
         };
-        let (epoch, offset) = match self.groups.get(group) {
-            Some(position) => (position.epoch.clone(), position.offset),
-            None => return, // unsubscribed meanwhile
+        let Some(position) = self.groups.get_mut(group) else {
+            return Ok(()); // unsubscribed meanwhile
         };
-        match epoch {
-            None => {}
-            Some(epoch) if epoch != frame.epoch => {
-                tracing::warn!(
-                    group = %group, "cluster: the group's stream started again (Redis lost its data); messages sent meanwhile cannot be recovered"
-                );
-                self.status.lost(1);
-                let position = self.groups.entry(group.clone()).or_default();
-                position.epoch = Some(frame.epoch.to_owned());
-                position.offset = 0;
-                self.catch_up(group, Some(frame.offset)).await;
-            }
-            Some(_) if frame.offset <= offset => return, // filled already
-            Some(_) if frame.offset > offset + 1 => {
-                self.catch_up(group, Some(frame.offset)).await;
-            }
-            Some(_) => {}
-        }
-        let position = self.groups.entry(group.clone()).or_default();
-        if position.epoch.is_none() {
-            position.epoch = Some(frame.epoch.to_owned());
-        }
-        if frame.offset > position.offset {
-            position.offset = frame.offset;
+        if !position.known {
+            // Never looked at the stream (Redis was away): start here.
+            *position = Position {
+                known: true,
+                epoch: Some(frame.epoch.to_owned()),
+                offset: frame.offset,
+            };
             self.deliver(frame.origin, frame.envelope);
+            return Ok(());
         }
+        if position.epoch.as_deref() != Some(frame.epoch) {
+            if position.epoch.is_some() {
+                self.status.lost(1);
+                tracing::warn!(%node, group = %group, "cluster: the group's stream started again (Redis lost its data, or the stream expired); messages sent meanwhile cannot be recovered");
+            }
+            position.epoch = Some(frame.epoch.to_owned());
+            position.offset = 0;
+        }
+        if frame.offset <= position.offset {
+            return Ok(()); // filled from the stream already
+        }
+        if frame.offset > position.offset + 1 {
+            self.catch_up(group, Some(frame.offset)).await?;
+        }
+        if let Some(position) = self.groups.get_mut(group) {
+            if position.epoch.as_deref() == Some(frame.epoch) && frame.offset > position.offset {
+                position.offset = frame.offset;
+                self.deliver(frame.origin, frame.envelope);
+            }
+        }
+        Ok(())
     }
 
     /// Deliver what the group's stream has after this node's position and before `until`
-    /// (everything, without it).
-    async fn catch_up(&mut self, group: &Arc<str>, until: Option<u64>) {
-        let (ours, offset) = match self.groups.get(group) {
-            Some(Position {
-                epoch: Some(epoch),
-                offset,
-            }) => (epoch.clone(), *offset),
-            _ => return, // nothing heard yet: nothing to be behind of
-        };
+    /// (everything, without it). An error is the connection's: the caller reconnects, and
+    /// the next connection fills the gap.
+    async fn catch_up(&mut self, group: &Arc<str>, until: Option<u64>) -> redis::RedisResult<()> {
+        let node = self.node();
         let Some(query) = self.query.as_mut() else {
-            return;
+            return Ok(());
         };
-        let from = offset + 1;
-        if until.is_some_and(|until| until <= from) {
-            return;
-        }
-        let meta: (Option<String>, Option<u64>) = match redis::cmd("HMGET")
+        let (epoch, head): (Option<String>, Option<u64>) = redis::cmd("HMGET")
             .arg(self.keys.group_meta(group))
             .arg("epoch")
             .arg("seq")
             .query_async(query)
-            .await
-        {
-            Ok(meta) => meta,
-            Err(error) => {
-                tracing::warn!(%error, group = %group, "cluster: could not read the group's stream");
-                return;
-            }
+            .await?;
+        let head = head.unwrap_or(0);
+        let Some(position) = self.groups.get_mut(group) else {
+            return Ok(()); // unsubscribed meanwhile
         };
-        let (epoch, head) = (meta.0, meta.1.unwrap_or(0));
-        let mut from = from;
-        if epoch.as_deref() != Some(ours.as_str()) {
-            tracing::warn!(group = %group, "cluster: the group's stream started again (Redis lost its data); messages sent meanwhile cannot be recovered");
-            self.status.lost(1);
-            let position = self.groups.entry(group.clone()).or_default();
+        if !position.known {
+            *position = Position {
+                known: true,
+                epoch,
+                offset: head,
+            };
+            return Ok(());
+        }
+        if position.epoch != epoch {
+            // A stream that did not exist when this node looked is new from its start; one
+            // whose epoch changed lost what came before.
+            if position.epoch.is_some() {
+                self.status.lost(1);
+                tracing::warn!(%node, group = %group, "cluster: the group's stream started again (Redis lost its data, or the stream expired); messages sent meanwhile cannot be recovered");
+            }
             position.epoch = epoch;
             position.offset = 0;
-            from = 1;
         }
-        let last = until.map_or(head, |until| until - 1);
+        let from = position.offset + 1;
+        let last = until.map_or(head, |until| until - 1).min(head);
         if last < from {
-            return;
+            return Ok(());
         }
-        let reply: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XRANGE")
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
             .arg(self.keys.group_stream(group))
             .arg(format!("{from}-1"))
             .arg(format!("{last}-1"))
             .query_async(query)
-            .await;
-        let entries = match reply {
-            Ok(reply) => reply.ids,
-            Err(error) => {
-                tracing::warn!(%error, group = %group, "cluster: could not read the group's stream");
-                return;
-            }
-        };
+            .await?;
         let mut expected = from;
         let mut filled = 0;
-        for entry in entries {
+        for entry in reply.ids {
             let Some(offset) = entry
                 .id
                 .split_once('-')
@@ -313,14 +329,16 @@ impl Reader {
                 continue;
             };
             if offset > expected {
-                tracing::warn!(group = %group, missing = offset - expected, "cluster: the group's stream no longer has messages this node missed");
+                tracing::warn!(%node, group = %group, missing = offset - expected, "cluster: the group's stream no longer has messages this node missed");
                 self.status.lost(offset - expected);
             }
             expected = offset + 1;
             if let Some(body) = entry.get::<Vec<u8>>("m") {
                 match wire::parse_body(&body) {
                     Ok((origin, envelope)) => self.deliver(origin, envelope),
-                    Err(error) => tracing::warn!(%error, "cluster: skipped a stream entry"),
+                    Err(error) => {
+                        tracing::warn!(%node, %error, group = %group, "cluster: skipped a stream entry")
+                    }
                 }
             }
             filled += 1;
@@ -330,27 +348,28 @@ impl Reader {
         }
         if last >= expected {
             self.status.lost(last + 1 - expected);
-            tracing::warn!(group = %group, missing = last + 1 - expected, "cluster: the group's stream no longer has messages this node missed");
+            tracing::warn!(%node, group = %group, missing = last + 1 - expected, "cluster: the group's stream no longer has messages this node missed");
             if let Some(position) = self.groups.get_mut(group) {
                 position.offset = last;
             }
         }
         if filled > 0 {
             self.status.filled(filled);
-            tracing::debug!(group = %group, filled, "cluster: filled a gap from the group's stream");
+            tracing::debug!(%node, group = %group, filled, "cluster: filled a gap from the group's stream");
         }
+        Ok(())
     }
 
     async fn on_node_message(
         &mut self,
         payload: &[u8],
         subs: &mut mpsc::UnboundedReceiver<SubOp>,
-        sink: &mut redis::aio::PubSubSink,
+        subscriber: &mut Subscriber,
     ) -> redis::RedisResult<()> {
         let message = match wire::decode::<NodeMessage>(payload) {
             Ok(message) => message,
             Err(error) => {
-                tracing::warn!(%error, "cluster: skipped a node message");
+                tracing::warn!(node = %self.node(), %error, "cluster: skipped a node message");
                 return Ok(());
             }
         };
@@ -371,7 +390,7 @@ impl Reader {
                 // A join subscribes the group; answer once that subscription is active, so
                 // that a send right after the acknowledgement reaches the new member.
                 while let Ok(op) = subs.try_recv() {
-                    self.apply(op, sink).await?;
+                    self.apply(op, subscriber).await?;
                 }
                 let body = wire::encode(&NodeMessage::Reply { request, reply });
                 let _ = self.ops.send(Op::Node { node: from, body });

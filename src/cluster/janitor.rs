@@ -7,8 +7,8 @@
 //! entry is still the dead node's.
 
 use super::backplane::{now_millis, MemberRecord, RedisBackplane};
+use super::connection::Connection;
 use super::wire;
-use redis::aio::ConnectionManager;
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -44,10 +44,7 @@ pub async fn run(backplane: Arc<RedisBackplane>, shutdown: CancellationToken) {
     }
 }
 
-async fn clean(
-    backplane: &RedisBackplane,
-    redis: &mut ConnectionManager,
-) -> redis::RedisResult<()> {
+async fn clean(backplane: &RedisBackplane, redis: &mut Connection) -> redis::RedisResult<()> {
     let keys = &backplane.keys;
     let heartbeats: Vec<(String, u64)> = redis::cmd("HGETALL")
         .arg(keys.nodes())
@@ -64,6 +61,11 @@ async fn clean(
         return Ok(());
     }
     let mut removed = Removed::default();
+    // `SCAN` on a Redis Cluster visits one shard only; there the dead nodes' entries stay
+    // (readers skip them by the missing heartbeat) and only the heartbeats go.
+    if backplane.config.is_redis_cluster() {
+        return forget(backplane, redis, &dead, &removed).await;
+    }
     let prefix = keys.connection_owner("");
     for key in scan(redis, &format!("{prefix}*")).await? {
         let owner: Option<String> = redis::cmd("GET").arg(&key).query_async(redis).await?;
@@ -107,6 +109,17 @@ async fn clean(
             removed.members += taken;
         }
     }
+    forget(backplane, redis, &dead, &removed).await
+}
+
+/// Remove the dead nodes' heartbeats and addresses, and say what went with them.
+async fn forget(
+    backplane: &RedisBackplane,
+    redis: &mut Connection,
+    dead: &HashSet<String>,
+    removed: &Removed,
+) -> redis::RedisResult<()> {
+    let keys = &backplane.keys;
     let dead: Vec<&String> = dead.iter().collect();
     redis::pipe()
         .cmd("HDEL")
@@ -130,7 +143,7 @@ async fn clean(
 }
 
 /// Every key matching `pattern`, by `SCAN` (never `KEYS`, which blocks Redis).
-async fn scan(redis: &mut ConnectionManager, pattern: &str) -> redis::RedisResult<Vec<String>> {
+async fn scan(redis: &mut Connection, pattern: &str) -> redis::RedisResult<Vec<String>> {
     let mut cursor: u64 = 0;
     let mut keys = Vec::new();
     loop {

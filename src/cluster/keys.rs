@@ -51,16 +51,22 @@ impl Keys {
         format!("{}:{{p*}}:gp:*", self.prefix)
     }
 
-    /// Where a group's messages are published on a single Redis.
+    /// Where a group's messages are published. The partition's tag puts it, on a Redis
+    /// Cluster, in the slot of the group's keys: the publish script's `SPUBLISH` must be.
     pub fn group_channel(&self, group: &str) -> String {
-        format!("{}:g:{group}", self.prefix)
+        format!("{}:{{p{}}}:g:{group}", self.prefix, self.partition(group))
     }
 
-    /// Which channel a group channel name belongs to, if it is one.
+    /// Which group a group channel name belongs to, if it is one.
     pub fn group_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
-        channel
-            .strip_prefix(self.prefix.as_str())
-            .and_then(|rest| rest.strip_prefix(":g:"))
+        let rest = channel
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":{p")?;
+        let (partition, rest) = rest.split_once('}')?;
+        if partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        rest.strip_prefix(":g:")
     }
 
     /// Sends to everyone, and targets no single node owns.
@@ -111,6 +117,7 @@ mod tests {
             keys.group_meta("room"),
             keys.group_stream("room"),
             keys.group_members("room"),
+            keys.group_channel("room"),
         ] {
             assert!(key.contains(&tag), "{key}");
         }

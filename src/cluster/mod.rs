@@ -13,6 +13,7 @@
 
 mod backplane;
 pub mod config;
+mod connection;
 mod incoming;
 mod janitor;
 mod keys;
@@ -25,6 +26,7 @@ pub use config::ClusterConfig;
 pub use status::Status;
 
 use backplane::{now_millis, Shared};
+use connection::Connector;
 use incoming::Reader;
 use keys::Keys;
 use outgoing::{Scripts, Writer};
@@ -36,8 +38,6 @@ use tokio_util::sync::CancellationToken;
 pub enum ClusterError {
     #[error("cluster.redis: {0}")]
     Url(#[from] redis::RedisError),
-    #[error("cluster.redis: Redis Cluster URLs are not supported by this build yet; use a single Redis (redis://)")]
-    RedisCluster,
 }
 
 /// This node's part of a cluster: the backplane for the router, and what `/readyz` reports.
@@ -51,10 +51,7 @@ impl Cluster {
     /// Start the writer, the reader and the heartbeat. Does not wait for Redis: a node
     /// starts (and serves locally) while Redis is away, and joins the others when it is back.
     pub fn start(config: ClusterConfig, shutdown: CancellationToken) -> Result<Self, ClusterError> {
-        if config.is_redis_cluster() {
-            return Err(ClusterError::RedisCluster);
-        }
-        let client = redis::Client::open(config.client_url())?;
+        let client = Connector::open(&config.client_url(), config.is_redis_cluster())?;
         let keys = Keys::new(&config.prefix, config.partitions);
         let status = Arc::new(Status::new(config.node_id));
         let (ops, ops_queue) = mpsc::unbounded_channel();

@@ -6,12 +6,12 @@
 //! publish with offset and epoch. Each carries this node's publish number, which the script
 //! remembers per group, so a batch retried after a lost reply is never published twice.
 
+use super::connection::{Connection, Connector};
 use super::keys::Keys;
 use super::status::Status;
 use super::ClusterConfig;
-use redis::aio::ConnectionManager;
 use router::NodeId;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -83,7 +83,7 @@ pub enum Op {
         user: Arc<str>,
         here: bool,
     },
-    /// This node is alive (every `HEARTBEAT_EVERY`); also how the writer notices that Redis
+    /// This node is alive (every `ClusterConfig::heartbeat_every`); also how the writer notices that Redis
     /// went away while there was nothing else to write.
     Heartbeat,
     /// A member's record in the group's presence hash; `None` removes it.
@@ -109,7 +109,7 @@ impl Scripts {
         }
     }
 
-    pub async fn load(&self, connection: &mut ConnectionManager) -> redis::RedisResult<()> {
+    pub async fn load(&self, connection: &mut Connection) -> redis::RedisResult<()> {
         for code in [PUBLISH_GROUP, PUBLISH_USER, PUBLISH_CONNECTION] {
             redis::cmd("SCRIPT")
                 .arg("LOAD")
@@ -121,29 +121,124 @@ impl Scripts {
     }
 }
 
+/// What the writer has yet to write, and what this node has claimed in Redis so far.
+#[derive(Default)]
+struct Pending {
+    ops: VecDeque<Op>,
+    claims: Claims,
+}
+
+impl Pending {
+    fn push(&mut self, op: Op) {
+        self.claims.note(&op);
+        self.ops.push_back(op);
+    }
+}
+
+/// This node's records in Redis (connection owners, users' node sets, group members), as
+/// the operations queued so far leave them: what to write again when Redis comes back
+/// without its data, or commands for this node's connections would find no owner, and the
+/// presence lists would miss its members. Operations dropped from a full queue are in it
+/// too, so a restore repairs them.
+#[derive(Default)]
+struct Claims {
+    connections: HashSet<Arc<str>>,
+    users: HashSet<Arc<str>>,
+    members: HashMap<Arc<str>, HashMap<Arc<str>, Vec<u8>>>,
+}
+
+impl Claims {
+    fn note(&mut self, op: &Op) {
+        match op {
+            Op::Owner {
+                connection_id,
+                owned,
+            } => {
+                if *owned {
+                    self.connections.insert(connection_id.clone());
+                } else {
+                    self.connections.remove(connection_id);
+                }
+            }
+            Op::UserHere { user, here } => {
+                if *here {
+                    self.users.insert(user.clone());
+                } else {
+                    self.users.remove(user);
+                }
+            }
+            Op::Member {
+                group,
+                connection_id,
+                record,
+            } => match record {
+                Some(record) => {
+                    self.members
+                        .entry(group.clone())
+                        .or_default()
+                        .insert(connection_id.clone(), record.clone());
+                }
+                None => {
+                    if let Some(members) = self.members.get_mut(group) {
+                        members.remove(connection_id);
+                        if members.is_empty() {
+                            self.members.remove(group);
+                        }
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// The operations that write every claim again.
+    fn restore(&self) -> Vec<Op> {
+        let owners = self.connections.iter().map(|id| Op::Owner {
+            connection_id: id.clone(),
+            owned: true,
+        });
+        let users = self.users.iter().map(|user| Op::UserHere {
+            user: user.clone(),
+            here: true,
+        });
+        let members = self.members.iter().flat_map(|(group, members)| {
+            members.iter().map(|(id, record)| Op::Member {
+                group: group.clone(),
+                connection_id: id.clone(),
+                record: Some(record.clone()),
+            })
+        });
+        owners.chain(users).chain(members).collect()
+    }
+}
+
 pub struct Writer {
     pub config: ClusterConfig,
     pub keys: Keys,
     pub status: Arc<Status>,
     pub scripts: Scripts,
-    /// The epoch a group gets when its offsets start (again).
+    /// The epoch a group gets when its offsets start (again), before the batch number:
+    /// unique per node and start, and per batch, so a group that starts again under this
+    /// node (Redis restarted empty) never gets the epoch it had.
     pub epoch: String,
 }
 
 impl Writer {
-    pub async fn run(self, mut queue: mpsc::UnboundedReceiver<Op>, client: redis::Client) {
-        let mut pending: VecDeque<Op> = VecDeque::new();
-        let mut connection: Option<ConnectionManager> = None;
+    pub async fn run(self, mut queue: mpsc::UnboundedReceiver<Op>, client: Connector) {
+        let mut pending = Pending::default();
+        let mut beaten = false;
+        let mut connection: Option<Connection> = None;
         let mut backoff = Backoff::default();
+        let mut batch = 0u64;
         loop {
             let Some(redis) = connection.as_mut() else {
-                match connect(&client).await {
+                match client.connect().await {
                     Ok(mut made) => match self.scripts.load(&mut made).await {
                         Ok(()) => {
                             connection = Some(made);
                             self.status.up();
                         }
-                        Err(error) => self.status.down("writing", &error),
+                        Err(error) => self.status.down("loading scripts", &error),
                     },
                     Err(error) => self.status.down("connecting", &error),
                 }
@@ -153,65 +248,110 @@ impl Writer {
                 }
                 continue;
             };
-            if pending.is_empty() {
+            if pending.ops.is_empty() {
                 match queue.recv().await {
-                    Some(op) => pending.push_back(op),
+                    Some(op) => pending.push(op),
                     None => return,
                 }
             }
             while let Ok(op) = queue.try_recv() {
-                pending.push_back(op);
+                pending.push(op);
             }
             self.bound(&mut pending);
-            let n = pending.len().min(BATCH);
-            let pipe = self.pipeline(pending.range(..n));
+            let n = pending.ops.len().min(BATCH);
+            batch += 1;
+            let pipe = self.pipeline(pending.ops.range(..n), &format!("{}.{batch:x}", self.epoch));
             match pipe
                 .query_async::<Vec<redis::RedisResult<redis::Value>>>(redis)
                 .await
             {
                 Ok(results) => {
-                    if results
-                        .iter()
-                        .any(|r| matches!(r, Err(e) if e.code() == Some("NOSCRIPT")))
-                    {
-                        // Redis restarted (or SCRIPT FLUSH): nothing of this batch that
-                        // needed a script ran; load them and send the batch again.
+                    let mut results = results.into_iter();
+                    let mut again = VecDeque::new();
+                    let (mut restore, mut beat) = (false, false);
+                    for op in pending.ops.drain(..n) {
+                        let mut noscript = false;
+                        for (i, result) in results.by_ref().take(self.commands(&op)).enumerate() {
+                            match result {
+                                // The heartbeat's field was new: Redis lost this node's
+                                // records (restarted empty), or this is the first beat.
+                                Ok(added) if i == 0 && matches!(op, Op::Heartbeat) => {
+                                    beat = true;
+                                    restore |= added == redis::Value::Int(1);
+                                }
+                                Err(error) if error.code() == Some("NOSCRIPT") => noscript = true,
+                                Err(error) => {
+                                    tracing::warn!(node = %self.status.node, %error, "cluster: Redis refused an operation")
+                                }
+                                Ok(_) => {}
+                            }
+                        }
+                        if noscript {
+                            again.push_back(op);
+                        }
+                    }
+                    if restore {
+                        // Ahead of what is queued, which was queued after these claims.
+                        if beaten {
+                            tracing::warn!(node = %self.status.node, "cluster: Redis lost this node's records (restarted without its data?); writing its connections, users and members again");
+                        }
+                        for op in pending.claims.restore().into_iter().rev() {
+                            pending.ops.push_front(op);
+                        }
+                    }
+                    beaten |= beat;
+                    if !again.is_empty() {
+                        // Redis restarted (or SCRIPT FLUSH): the operations that needed a
+                        // script did not run. Only they go again (the others did run, and a
+                        // publish must not be repeated), first, once the scripts are back.
+                        tracing::info!(node = %self.status.node, "cluster: Redis lost the scripts (restarted?); loading them again");
+                        again.append(&mut pending.ops);
+                        pending.ops = again;
                         if let Err(error) = self.scripts.load(redis).await {
                             self.status.down("loading scripts", &error);
                             backoff.wait(&mut queue, &mut pending).await;
                         }
                         continue;
                     }
-                    for error in results.iter().filter_map(|r| r.as_ref().err()) {
-                        tracing::warn!(%error, "cluster: Redis refused an operation");
-                    }
-                    pending.drain(..n);
                     self.status.up();
                     backoff.reset();
                 }
                 Err(error) => {
+                    // Nothing tells which of the batch ran: it goes again whole. Group sends
+                    // are not repeated (the publish numbers); the bookkeeping is idempotent.
                     self.status.down("writing", &error);
                     backoff.wait(&mut queue, &mut pending).await;
+                    self.bound(&mut pending);
                 }
             }
         }
     }
 
+    /// How many commands `op` is in a pipeline (see [`Self::pipeline`]).
+    fn commands(&self, op: &Op) -> usize {
+        match op {
+            Op::Heartbeat if self.config.advertise_url.is_some() => 2,
+            _ => 1,
+        }
+    }
+
     /// Keep at most `max_pending_operations`, dropping the oldest.
-    fn bound(&self, pending: &mut VecDeque<Op>) {
+    fn bound(&self, pending: &mut Pending) {
         let max = self.config.max_pending_operations;
-        if pending.len() > max {
-            let dropped = pending.len() - max;
-            pending.drain(..dropped);
+        if pending.ops.len() > max {
+            let dropped = pending.ops.len() - max;
+            pending.ops.drain(..dropped);
             self.status.dropped(dropped as u64);
             tracing::warn!(
+                node = %self.status.node,
                 dropped,
                 "cluster: Redis is unreachable and the queue is full; dropped the oldest operations"
             );
         }
     }
 
-    fn pipeline<'a>(&self, ops: impl Iterator<Item = &'a Op>) -> redis::Pipeline {
+    /// One pipeline of `ops`; a group that starts (again) in it gets `epoch`.
+    fn pipeline<'a>(&self, ops: impl Iterator<Item = &'a Op>, epoch: &str) -> redis::Pipeline {
         let keys = &self.keys;
         let node = self.status.node.to_string();
         let publish = if self.config.is_redis_cluster() {
@@ -238,7 +378,7 @@ impl Writer {
                         .arg(body.as_slice())
                         .arg(&node)
                         .arg(*number)
-                        .arg(&self.epoch)
+                        .arg(epoch)
                         .arg(self.config.stream_length)
                         .arg(ttl)
                         .arg(publish);
@@ -332,15 +472,6 @@ impl Writer {
     }
 }
 
-pub async fn connect(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(2));
-    ConnectionManager::new_with_config(client.clone(), config).await
-}
-
 /// 50 ms doubling to 2 s; while it waits, new operations keep queueing (bounded by the
 /// caller), so the router never waits on Redis.
 #[derive(Default)]
@@ -353,7 +484,7 @@ impl Backoff {
         self.attempt = 0;
     }
 
-    async fn wait(&mut self, queue: &mut mpsc::UnboundedReceiver<Op>, pending: &mut VecDeque<Op>) {
+    async fn wait(&mut self, queue: &mut mpsc::UnboundedReceiver<Op>, pending: &mut Pending) {
         let delay = Duration::from_millis(50u64 << self.attempt.min(5)).min(Duration::from_secs(2));
         self.attempt += 1;
         let deadline = tokio::time::sleep(delay);
@@ -362,7 +493,7 @@ impl Backoff {
             tokio::select! {
                 () = &mut deadline => return,
                 op = queue.recv() => match op {
-                    Some(op) => pending.push_back(op),
+                    Some(op) => pending.push(op),
                     None => return,
                 },
             }

@@ -167,11 +167,14 @@ pub(super) async fn close_connection(
 pub(super) async fn connection_exists(
     State(state): State<Arc<WebPubSub>>,
     Path(path): Path<ConnectionPath>,
-) -> Response {
-    let found = state.router.identity(&path.connection).await.is_some();
-    status(if found {
+) -> Result<Response, ApiError> {
+    let found = state.router.identity(&path.connection).await;
+    let found = found
+        .map_err(crate::channels::ChannelError::from)?
+        .is_some();
+    Ok(status(if found {
         StatusCode::OK
     } else {
         StatusCode::NOT_FOUND
-    })
+    }))
 }

@@ -140,7 +140,11 @@ pub(super) async fn connection_action(
     let query = QueryParams::parse(query.as_deref());
     query.number("messageTtlSeconds", 0, 300)?;
     let data = payload(&state, &headers, body)?;
-    if state.router.identity(&path.connection).await.is_none() {
+    let identity = state.router.identity(&path.connection).await;
+    if identity
+        .map_err(crate::channels::ChannelError::from)?
+        .is_none()
+    {
         return Err(ApiError::not_found("There is no connection with that id."));
     }
     tracing::debug!(
