@@ -13,6 +13,7 @@
 
 mod backplane;
 pub mod config;
+pub mod forward;
 mod incoming;
 mod keys;
 mod outgoing;
