@@ -11,7 +11,8 @@
 //! Forwarded requests carry [`FORWARDED`], and a request carrying it is never forwarded
 //! again, so a stale or forged hint cannot make nodes send a request round in circles.
 //! Anything else (a dead owner, no hint, Redis away) is served here as before: an unknown
-//! token is a 404, an unknown recovery a 1008 close.
+//! token is a 404, an unknown recovery a 1008 close. So is an owner that died since its last
+//! heartbeat (nothing listens at its address any more).
 
 mod http;
 mod socket;
@@ -121,12 +122,16 @@ impl Forwarder {
         ))
     }
 
-    /// Send `request` to `url` (a node's address): piped if it is a WebSocket upgrade.
-    async fn forward(&self, owner: NodeId, url: &str, request: Request) -> Response {
+    /// Send `request` to `url` (a node's address): piped if it is a WebSocket upgrade; served
+    /// by `next` here if the node turns out to be gone before anything was sent.
+    async fn forward(&self, owner: NodeId, url: &str, request: Request, next: Next) -> Response {
         let target = format!("{url}{}", path_and_query(&request));
         tracing::debug!(%owner, method = %request.method(), "forwarding a transport request");
         if is_upgrade(request.headers()) {
-            socket::pipe(self.node, &target, request).await
+            match socket::pipe(self.node, &target, request).await {
+                Ok(response) => response,
+                Err(request) => next.run(request).await,
+            }
         } else {
             http::proxy(&self.http, self.node, &target, request).await
         }
@@ -147,7 +152,7 @@ async fn forward_signalr(
         return next.run(request).await;
     };
     match forwarder.destination(token, request.headers()).await {
-        Some((owner, url)) => forwarder.forward(owner, &url, request).await,
+        Some((owner, url)) => forwarder.forward(owner, &url, request, next).await,
         None => next.run(request).await,
     }
 }
@@ -168,7 +173,7 @@ async fn forward_webpubsub(
         return next.run(request).await;
     };
     match forwarder.destination(token, request.headers()).await {
-        Some((owner, url)) => forwarder.forward(owner, &url, request).await,
+        Some((owner, url)) => forwarder.forward(owner, &url, request, next).await,
         None => next.run(request).await,
     }
 }

@@ -26,6 +26,17 @@ pub(super) async fn proxy(
     }
     let answer = match outgoing.send().await {
         Ok(answer) => answer,
+        // Nothing listens there any more: the node died since its last heartbeat, and its
+        // connections with it. The endpoint's own answer for a connection it does not have.
+        Err(error) if error.is_connect() => {
+            tracing::debug!(%error, "the node that had a connection is gone");
+            return (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "No Connection with that ID",
+            )
+                .into_response();
+        }
         Err(error) => {
             tracing::warn!(%error, "the node that has a connection did not answer a forwarded request");
             return (

@@ -41,18 +41,20 @@ fn is_handshake_header(name: &header::HeaderName) -> bool {
     )
 }
 
-pub(super) async fn pipe(node: NodeId, target: &str, request: Request) -> Response {
-    let (mut parts, _body) = request.into_parts();
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
+/// `Err` gives the request back when the owner cannot be reached at all (it died since its
+/// last heartbeat): this node then answers as for any connection it does not have.
+pub(super) async fn pipe(
+    node: NodeId,
+    target: &str,
+    request: Request,
+) -> Result<Response, Request> {
+    let (mut parts, body) = request.into_parts();
     let url = target
         .replacen("http://", "ws://", 1)
         .replacen("https://", "wss://", 1);
     let mut outgoing = match url.into_client_request() {
         Ok(outgoing) => outgoing,
-        Err(error) => return unreachable_owner(&error),
+        Err(error) => return Ok(unreachable_owner(&error)),
     };
     for (name, value) in &parts.headers {
         if !is_hop_header(name) && !is_handshake_header(name) {
@@ -65,12 +67,22 @@ pub(super) async fn pipe(node: NodeId, target: &str, request: Request) -> Respon
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES));
+    // Before the client's upgrade is taken from the request, so that it can still be
+    // served here.
     let (upstream, answer) =
         match tokio_tungstenite::connect_async_with_config(outgoing, Some(config), true).await {
             Ok(connected) => connected,
-            Err(ts::Error::Http(refused)) => return refusal(*refused),
-            Err(error) => return unreachable_owner(&error),
+            Err(ts::Error::Http(refused)) => return Ok(refusal(*refused)),
+            Err(ts::Error::Io(error)) => {
+                tracing::debug!(%error, "the node that had a connection is gone");
+                return Err(Request::from_parts(parts, body));
+            }
+            Err(error) => return Ok(unreachable_owner(&error)),
         };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     // The subprotocol the owner chose (Web PubSub's), which the client asked for.
     let chosen = answer
         .headers()
@@ -81,10 +93,10 @@ pub(super) async fn pipe(node: NodeId, target: &str, request: Request) -> Respon
         Some(protocol) => upgrade.protocols([protocol]),
         None => upgrade,
     };
-    upgrade
+    Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |client| relay(client, upstream))
+        .on_upgrade(move |client| relay(client, upstream)))
 }
 
 /// The owner's HTTP answer to the handshake, as the client's.
