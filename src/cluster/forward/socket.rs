@@ -64,7 +64,12 @@ pub(super) async fn pipe(
     if let Ok(value) = HeaderValue::from_str(&node.to_string()) {
         outgoing.headers_mut().insert(FORWARDED, value);
     }
+    // The endpoints' small socket buffers (tungstenite's defaults cost ~137 KB per idle
+    // socket, and a forwarded connection has two here).
+    let buffers = negotiate::ConnectionOptions::default();
     let config = WebSocketConfig::default()
+        .read_buffer_size(buffers.websocket_read_buffer_bytes)
+        .write_buffer_size(buffers.websocket_write_buffer_bytes)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES));
     // Before the client's upgrade is taken from the request, so that it can still be
@@ -94,6 +99,8 @@ pub(super) async fn pipe(
         None => upgrade,
     };
     Ok(upgrade
+        .read_buffer_size(buffers.websocket_read_buffer_bytes)
+        .write_buffer_size(buffers.websocket_write_buffer_bytes)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |client| relay(client, upstream)))
