@@ -65,6 +65,8 @@ pub enum BuildError {
     OpenApi(serde_json::Error),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error("cluster forwarding: {0}")]
+    Forwarding(reqwest::Error),
 }
 
 pub async fn build(config: &Config) -> Result<App, BuildError> {
@@ -106,7 +108,18 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         Some(cluster) => router::Router::with_backplane(cluster.backplane.clone()),
         None => router::Router::new(),
     };
-    let connections = negotiate::Connections::default();
+    // With a cluster, tokens name the node that has their connection, so that any node can
+    // take a client's transport requests (cluster::forward).
+    let forwarder = match &cluster {
+        Some(cluster) => {
+            Some(crate::cluster::forward::Forwarder::new(cluster).map_err(BuildError::Forwarding)?)
+        }
+        None => None,
+    };
+    let connections = match &forwarder {
+        Some(forwarder) => negotiate::Connections::with_token_prefix(&forwarder.token_prefix()),
+        None => negotiate::Connections::default(),
+    };
     let subscriptions = Arc::new(Subscriptions::default());
     groups.observe(subscriptions.clone());
     groups.add_extension(
@@ -206,6 +219,15 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         &config.api_name,
         config.public_url.clone(),
     );
+    let mut signalr = hub.endpoint_with(connection_options, &connections);
+    let mut webpubsub_routes = webpubsub.routes();
+    if let Some(forwarder) = &forwarder {
+        webpubsub
+            .connections
+            .set_token_prefix(forwarder.token_prefix());
+        signalr = forwarder.signalr(signalr, connections.clone());
+        webpubsub_routes = forwarder.webpubsub(webpubsub_routes, webpubsub.clone());
+    }
     let channels_api = Arc::new(ChannelsApi {
         channels,
         connections: connections.clone(),
@@ -247,7 +269,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         .merge(channels::rest::routes(channels_api))
         .merge(crate::realtime::routes(realtime))
         .merge(crate::webpubsub::rest::routes(webpubsub.clone()))
-        .merge(webpubsub.routes())
+        .merge(webpubsub_routes)
         .merge(openapi)
         .merge(crate::console::api::routes(console_api))
         .merge(crate::console::routes())
@@ -255,10 +277,7 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
     // The SignalR endpoint answers as ASP.NET Core does (plain text errors); every other
     // endpoint, and every unknown path, in the JSON error shape.
     let mut router = Router::new()
-        .nest(
-            SIGNALR_PATH,
-            hub.endpoint_with(connection_options, &connections),
-        )
+        .nest(SIGNALR_PATH, signalr)
         .merge(own)
         .merge(collections::rest::routes(collections))
         .fallback(crate::api_error::fallback)

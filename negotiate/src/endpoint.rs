@@ -23,6 +23,22 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// Connections whose tokens start with `prefix`: the application's hint of where a
+    /// connection lives, for a server behind a load balancer without sticky sessions (a
+    /// cluster node puts its node id there, so the node that gets a transport request for a
+    /// token it does not know can tell where to send it). The random part after it keeps all
+    /// of its entropy; clients keep treating the token as opaque.
+    pub fn with_token_prefix(prefix: &str) -> Self {
+        Self {
+            manager: Arc::new(ConnectionManager::with_token_prefix(prefix)),
+        }
+    }
+
+    /// Whether a transport request presenting `token` is this endpoint's to serve.
+    pub fn knows_token(&self, token: &str) -> bool {
+        self.manager.get(token).is_some()
+    }
+
     /// The public id of the connection a client named with `presented`: a version 0 client
     /// knows its token as its `connectionId` and sends that (to REST endpoints that take a
     /// connection id); anything else is taken to be a public id already and comes back as is.

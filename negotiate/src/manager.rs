@@ -55,7 +55,9 @@ pub(crate) struct PollState {
 
 pub(crate) struct Slot {
     pub id: RandomId,
-    pub token: RandomId,
+    /// The secret the transport requests present: the manager's token prefix (if any), then
+    /// a [`RandomId`]'s 128 random bits.
+    pub token: Arc<str>,
     pub identity: Arc<Identity>,
     pub state: Mutex<SlotState>,
     pub attached: Mutex<Option<Arc<Attached>>>,
@@ -154,9 +156,27 @@ impl Drop for DisposeOnDrop {
 #[derive(Default)]
 pub(crate) struct ConnectionManager {
     by_token: DashMap<Arc<str>, Arc<Slot>>,
+    /// Put before every token's random part: the application's hint of where the connection
+    /// lives (a node id in a cluster), which other nodes read to forward transport requests.
+    token_prefix: Option<Arc<str>>,
 }
 
 impl ConnectionManager {
+    pub fn with_token_prefix(prefix: &str) -> Self {
+        Self {
+            by_token: DashMap::default(),
+            token_prefix: Some(prefix.into()),
+        }
+    }
+
+    fn new_token(&self) -> Arc<str> {
+        let random = RandomId::generate();
+        match &self.token_prefix {
+            Some(prefix) => format!("{prefix}{}", random.as_str()).into(),
+            None => random.as_arc().clone(),
+        }
+    }
+
     /// A connection for negotiate. `legacy_token`: version 0, whose clients are told the token
     /// as their `connectionId` (they put it in `id`); the public id stays distinct all the same.
     pub fn create(&self, identity: Identity, legacy_token: bool, stateful: bool) -> Arc<Slot> {
@@ -184,7 +204,7 @@ impl ConnectionManager {
     ) -> Arc<Slot> {
         let slot = Arc::new(Slot {
             id: RandomId::generate(),
-            token: RandomId::generate(),
+            token: self.new_token(),
             identity: Arc::new(identity),
             state: Mutex::new(state),
             attached: Mutex::new(None),
@@ -192,8 +212,7 @@ impl ConnectionManager {
             stateful,
             legacy_token,
         });
-        self.by_token
-            .insert(slot.token.as_arc().clone(), slot.clone());
+        self.by_token.insert(slot.token.clone(), slot.clone());
         slot
     }
 
@@ -211,7 +230,7 @@ impl ConnectionManager {
 
     /// Forget the connection and end it if it is running.
     pub fn dispose(&self, slot: &Slot) {
-        self.by_token.remove(slot.token.as_str());
+        self.by_token.remove(&*slot.token);
         if let Some(attached) = slot.attached() {
             attached.dispose();
         }
@@ -275,8 +294,8 @@ mod tests {
     fn a_connection_is_claimed_once_by_one_transport() {
         let manager = ConnectionManager::default();
         let slot = manager.create(Identity::anonymous(), false, false);
-        assert_ne!(slot.id, slot.token);
-        assert!(manager.get(slot.token.as_str()).is_some());
+        assert_ne!(slot.id.as_str(), &*slot.token);
+        assert!(manager.get(&*slot.token).is_some());
         assert!(manager.get(slot.id.as_str()).is_none());
         slot.claim(TransportKind::WebSockets).unwrap();
         assert_eq!(
@@ -293,21 +312,21 @@ mod tests {
     fn version_0_has_a_public_id_distinct_from_its_token() {
         let manager = ConnectionManager::default();
         let legacy = manager.create(Identity::anonymous(), true, false);
-        assert_ne!(legacy.id, legacy.token);
+        assert_ne!(legacy.id.as_str(), &*legacy.token);
         assert!(
             manager.get(legacy.id.as_str()).is_none(),
             "the id opens nothing"
         );
         assert_eq!(
-            manager.legacy_public_id(legacy.token.as_str()),
+            manager.legacy_public_id(&*legacy.token),
             Some(legacy.id.clone())
         );
         // Version 1 tokens are never asked for by the application: not resolved.
         let current = manager.create(Identity::anonymous(), false, false);
-        assert_eq!(manager.legacy_public_id(current.token.as_str()), None);
+        assert_eq!(manager.legacy_public_id(&*current.token), None);
         assert_eq!(manager.legacy_public_id(legacy.id.as_str()), None);
         let direct = manager.create_active(Identity::anonymous(), TransportKind::WebSockets);
-        assert_ne!(direct.id, direct.token);
+        assert_ne!(direct.id.as_str(), &*direct.token);
     }
 
     #[test]
@@ -318,9 +337,21 @@ mod tests {
         used.claim(TransportKind::WebSockets).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         manager.expire(Duration::ZERO);
-        assert!(manager.get(unused.token.as_str()).is_none());
-        assert!(manager.get(used.token.as_str()).is_some());
+        assert!(manager.get(&*unused.token).is_none());
+        assert!(manager.get(&*used.token).is_some());
         assert_eq!(manager.len(), 1);
+    }
+
+    #[test]
+    fn a_token_prefix_comes_before_the_random_part() {
+        let manager = ConnectionManager::with_token_prefix("00000000000000ab.");
+        let slot = manager.create(Identity::anonymous(), false, false);
+        let random = slot.token.strip_prefix("00000000000000ab.").unwrap();
+        assert_eq!(random.len(), 22, "all of a RandomId's entropy");
+        assert!(manager.get(&slot.token).is_some());
+        assert!(manager.get(random).is_none());
+        let plain = ConnectionManager::default().create(Identity::anonymous(), false, false);
+        assert_eq!(plain.token.len(), 22);
     }
 
     #[tokio::test]
@@ -333,11 +364,11 @@ mod tests {
         *slot.attached.lock() = Some(attached.clone());
         // Polling now: not idle.
         manager.expire(Duration::ZERO);
-        assert!(manager.get(slot.token.as_str()).is_some());
+        assert!(manager.get(&*slot.token).is_some());
         attached.poll.lock().idle_since = Some(Instant::now());
         std::thread::sleep(Duration::from_millis(2));
         manager.expire(Duration::ZERO);
-        assert!(manager.get(slot.token.as_str()).is_none());
+        assert!(manager.get(&*slot.token).is_none());
         assert!(rx.recv().await.is_none(), "the application sees the end");
         assert!(!attached.outbox.is_open());
     }

@@ -112,11 +112,11 @@ pub(crate) async fn negotiate<H: ConnectionHandler>(
             // Version 0 clients put their `connectionId` in `id`: they are told the token, and
             // the public id (in `fromConnectionId` and the like) stays a different value.
             connection_id: if legacy {
-                slot.token.as_str()
+                &slot.token
             } else {
                 slot.id.as_str()
             },
-            connection_token: (!legacy).then(|| slot.token.as_str()),
+            connection_token: (!legacy).then_some(&*slot.token),
             available_transports: available_transports(&endpoint.options.transports),
         },
     )

@@ -14,6 +14,7 @@
 mod backplane;
 pub mod config;
 mod connection;
+pub mod forward;
 mod incoming;
 mod janitor;
 mod keys;

@@ -106,27 +106,55 @@ impl Logical {
 
 /// This process's Web PubSub connections by id, live or parked for recovery.
 #[derive(Default)]
-pub struct Connections(dashmap::DashMap<Arc<str>, Arc<Logical>>);
+pub struct Connections {
+    by_id: dashmap::DashMap<Arc<str>, Arc<Logical>>,
+    /// Put before every reconnection token: in a cluster, this node's id, so that a node
+    /// that gets a recovery for a connection it does not have can send it to the one that
+    /// does (`cluster::forward`). Set once, at start-up.
+    token_prefix: std::sync::OnceLock<String>,
+}
 
 impl Connections {
     pub(crate) fn insert(&self, logical: Arc<Logical>) {
-        self.0.insert(logical.id.clone(), logical);
+        self.by_id.insert(logical.id.clone(), logical);
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Logical>> {
-        self.0.get(id).map(|l| l.clone())
+        self.by_id.get(id).map(|l| l.clone())
+    }
+
+    /// Whether this process has the connection `id` (live or parked).
+    pub fn contains(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.by_id.len()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Logical>> {
-        self.0.iter().map(|entry| entry.value().clone()).collect()
+        self.by_id
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.by_id.is_empty()
+    }
+
+    /// Start every reconnection token from now on with `prefix` (only the first call counts).
+    pub fn set_token_prefix(&self, prefix: String) {
+        let _ = self.token_prefix.set(prefix);
+    }
+
+    /// A fresh reconnection token: the prefix, then a [`RandomId`]'s 128 random bits.
+    pub(crate) fn new_reconnection_token(&self) -> String {
+        let random = rt_core::RandomId::generate();
+        match self.token_prefix.get() {
+            Some(prefix) => format!("{prefix}{}", random.as_str()),
+            None => random.as_str().to_owned(),
+        }
     }
 }
 
@@ -179,7 +207,7 @@ pub(crate) fn finish(wps: &WebPubSub, logical: &Logical, reason: Option<&str>) {
     let Some(registration) = logical.registration.lock().take() else {
         return;
     };
-    wps.connections.0.remove(&logical.id);
+    wps.connections.by_id.remove(&logical.id);
     logical.outbox.abort();
     drop(registration);
     wps.upstream.disconnected(&logical.context, reason);

@@ -236,7 +236,7 @@ async fn start(wps: Arc<WebPubSub>, socket: WebSocket, setup: Setup) {
             tracing::debug!(connection_id = %session.id().redacted(), %group, %error, "a token's group was not joined");
         }
     }
-    let reconnection_token = reliable.then(|| RandomId::generate().as_str().to_owned());
+    let reconnection_token = reliable.then(|| wps.connections.new_reconnection_token());
     outbox.release_with_first(frames::connected(
         identity.user_id.as_deref(),
         own,
