@@ -85,7 +85,11 @@ describe("two nodes, one group space", () => {
     const received = () => ({ wj: wpsOf(wj), wr: wpsOf(wr), sj: got.sj.map((m) => m.data), sm: got.sm.map((m) => m.data) });
     await waitFor(() => Object.values(received()).every((list) => list.length >= total),
       `${total} messages at each of the four members`, 15_000,
-      () => JSON.stringify(Object.fromEntries(Object.entries(received()).map(([k, v]) => [k, v.length]))));
+      () => JSON.stringify(Object.fromEntries(Object.entries(received()).map(([k, v]) => [k, {
+        count: v.length,
+        missing: Object.keys(senders).flatMap((from) => [...Array(N).keys()]
+          .filter((n) => !v.some((d) => d.from === from && d.n === n)).map((n) => `${from}#${n}`)),
+      }]))));
     await sleep(200);
     for (const [label, list] of Object.entries(received())) {
       assert.equal(list.length, total, `${label}: each message once`);

@@ -344,3 +344,39 @@ async fn nodes_starting_together_on_a_new_database_all_start() {
     }
     database.drop_it().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_while_another_node_sends_misses_nothing_after_its_join() {
+    let database = TestDb::new(Db::Sqlite).await;
+    let (a, b) = two_nodes(&database).await;
+    let mut sender = b.hub().await;
+    ok(&sender.invoke("JoinGroup", json!(["app:busy"])).await);
+    let sending = tokio::spawn(async move {
+        for n in 0..200 {
+            ok(&sender.invoke("SendToGroup", json!(["app:busy", n])).await);
+        }
+        sender
+    });
+    // Joins on node A (the group's first member there) while B keeps sending.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut late = a.hub().await;
+    ok(&late.invoke("JoinGroup", json!(["app:busy"])).await);
+    let _sender = sending.await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        let n = next_channel_message(&mut late).await["data"]
+            .as_i64()
+            .unwrap();
+        got.push(n);
+        if n == 199 {
+            break;
+        }
+    }
+    // Whatever came first, from there on every message, once, in order.
+    let first = got[0];
+    assert_eq!(got, (first..200).collect::<Vec<_>>());
+    assert!(first < 199, "the join came too late to test anything");
+    a.stop().await;
+    b.stop().await;
+    database.drop_it().await;
+}

@@ -18,7 +18,7 @@ use router::{
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
 /// A member as the group's presence hash keeps it.
@@ -309,9 +309,13 @@ impl Backplane for Shared {
     fn subscribed(&self) -> BoxFuture<'static, ()> {
         let (done, wait) = oneshot::channel();
         let _ = self.0.subs.send(SubOp::Barrier(done));
+        // With Redis away the reader answers at once; this bounds a slow Redis.
+        let limit = self.0.config.command_timeout;
+        let node = self.0.node();
         Box::pin(async move {
-            // Redis away: the join stands locally; do not hold the caller up for long.
-            let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+            if tokio::time::timeout(limit, wait).await.is_err() {
+                tracing::warn!(%node, "cluster: a join was acknowledged before its subscription was active (Redis is slow)");
+            }
         })
     }
 

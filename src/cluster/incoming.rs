@@ -188,9 +188,14 @@ impl Reader {
                 // In the table first: if the subscription fails, the next connection makes it.
                 let new = !self.groups.contains_key(&group);
                 self.groups.entry(group.clone()).or_default();
+                if new {
+                    // The head before subscribing is where this node starts: what is sent
+                    // while the subscription takes effect is then read from the stream right
+                    // after it (a head read after subscribing would skip it for good).
+                    self.catch_up(&group, None).await?;
+                }
                 subscriber.subscribe_group(&channel).await?;
                 if new {
-                    // Subscribed: whatever is past the stream's head now is for this node.
                     self.catch_up(&group, None).await?;
                 }
                 Ok(())
