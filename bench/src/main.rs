@@ -480,49 +480,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
         if wants("s11") && subjects.contains(&Subject::RthubJson) {
-            let redis = scenarios::Redis::find(&args.redis);
-            if round == 1 {
-                match &redis {
-                    Ok(scenarios::Redis { pid: None, .. }) => notes.push(format!(
-                        "S11: {}'s process is not on this machine's /proc: no Redis CPU figures.",
-                        args.redis
-                    )),
-                    Ok(_) => {}
-                    Err(error) => notes.push(format!("S11 skipped: Redis: {error:#}")),
-                }
-            }
-            for (members, rates) in &plan.cluster {
-                let mut gone = false;
-                for &rate in rates {
-                    let figures: Vec<Figures> = match &redis {
-                        Err(error) => scenarios::CLUSTER_LABELS
-                            .iter()
-                            .map(|_| Figures::Skipped(format!("Redis: {error:#}")))
-                            .collect(),
-                        Ok(_) if gone => scenarios::CLUSTER_LABELS
-                            .iter()
-                            .map(|_| Figures::Skipped("collapsed at a lower rate".into()))
-                            .collect(),
-                        Ok(redis) => runner
-                            .cluster_step(redis, *members, rate, plan.cluster_window)
-                            .await
-                            .into_iter()
-                            .map(Figures::Load)
-                            .collect(),
-                    };
-                    gone |= figures.iter().any(collapsed);
-                    for (&subject, figures) in scenarios::CLUSTER_LABELS.iter().zip(figures) {
-                        record(Row {
-                            scenario: "S11",
-                            setting: format!("{members} members × {rate} msg/s"),
-                            x: rate * *members as f64,
-                            subject,
-                            round,
-                            figures,
-                        });
-                    }
-                }
-            }
+            let steps = (plan.cluster.as_slice(), plan.cluster_window);
+            let notes = (round == 1).then_some(&mut notes);
+            scenarios::cluster_rows(&runner, &args.redis, steps, round, notes, &mut record).await;
         }
         if wants("s7") && subjects.contains(&Subject::RthubJson) {
             for (members, rates) in &plan.changes {

@@ -25,7 +25,7 @@ mod http;
 mod mixed;
 mod realtime;
 
-pub use cluster::{Redis, LABELS as CLUSTER_LABELS};
+pub use cluster::cluster_rows;
 pub use mixed::{GroupRun, GroupSpec, MIXED};
 pub use realtime::SseServer;
 

@@ -14,11 +14,12 @@
 use super::*;
 use crate::member::{member, Health};
 use crate::procfs::CpuWindow;
+use crate::report::{Figures, Row};
 use std::path::PathBuf;
 use std::process::Command;
 
 /// The rows of one step, in the order [`Runner::cluster_step`] returns them.
-pub const LABELS: [&str; 4] = [
+const LABELS: [&str; 4] = [
     "single",
     "cluster: publisher's node",
     "cluster: other node",
@@ -84,6 +85,61 @@ fn redis_cli(url: &str, args: &[&str]) -> anyhow::Result<String> {
         );
     }
     Ok(stdout)
+}
+
+/// Every step of S11 in one round, each step's four rows ([`LABELS`]) given to `record`; a
+/// size whose run collapsed (`crate::collapsed`) is not driven at its higher rates. `notes`
+/// (the first round's) hears when Redis is unreachable or its CPU cannot be read.
+pub async fn cluster_rows(
+    runner: &Runner,
+    redis_url: &str,
+    (steps, window): (&[(usize, Vec<f64>)], Window),
+    round: usize,
+    notes: Option<&mut Vec<String>>,
+    record: &mut impl FnMut(Row),
+) {
+    let redis = Redis::find(redis_url);
+    if let Some(notes) = notes {
+        match &redis {
+            Ok(Redis { pid: None, .. }) => notes.push(format!(
+                "S11: {redis_url}'s process is not on this machine's /proc: no Redis CPU figures."
+            )),
+            Ok(_) => {}
+            Err(error) => notes.push(format!("S11 skipped: Redis: {error:#}")),
+        }
+    }
+    for (members, rates) in steps {
+        let mut gone = false;
+        for &rate in rates {
+            let skipped = |why: String| {
+                LABELS
+                    .iter()
+                    .map(|_| Figures::Skipped(why.clone()))
+                    .collect()
+            };
+            let figures: Vec<Figures> = match &redis {
+                Err(error) => skipped(format!("Redis: {error:#}")),
+                Ok(_) if gone => skipped("collapsed at a lower rate".into()),
+                Ok(redis) => runner
+                    .cluster_step(redis, *members, rate, window)
+                    .await
+                    .into_iter()
+                    .map(Figures::Load)
+                    .collect(),
+            };
+            gone |= figures.iter().any(crate::collapsed);
+            for (&subject, figures) in LABELS.iter().zip(figures) {
+                record(Row {
+                    scenario: "S11",
+                    setting: format!("{members} members × {rate} msg/s"),
+                    x: rate * *members as f64,
+                    subject,
+                    round,
+                    figures,
+                });
+            }
+        }
+    }
 }
 
 /// One node or the single server of a run, its log, and its members.
