@@ -131,6 +131,14 @@ pub struct Measured {
     /// Server RSS growth per member while these members connected and joined (S10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_rss_per_member: Option<f64>,
+    /// The machine's Redis over the recorded window, per delivery of the run (S11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_user_us_per_delivery: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_system_us_per_delivery: Option<f64>,
+    /// The share of one core Redis used over the recorded window (S11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_cpu_share: Option<f64>,
     pub valid: bool,
     pub invalid_because: Vec<String>,
 }
@@ -271,6 +279,9 @@ impl Run {
             loader_cpu_share: self.loader_share,
             server_rss_bytes: None,
             server_rss_per_member: None,
+            redis_user_us_per_delivery: None,
+            redis_system_us_per_delivery: None,
+            redis_cpu_share: None,
             valid: invalid_because.is_empty(),
             invalid_because,
         }

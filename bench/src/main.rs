@@ -53,11 +53,11 @@ struct RunArgs {
     /// Rounds of every step (the report gives the median of valid rounds).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// Scenarios to run (comma-separated): s1, s3, s4, s6, s7, s8, s9, s10.
+    /// Scenarios to run (comma-separated): s1, s3, s4, s6, s7, s8, s9, s10, s11.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "s1,s3,s4,s6,s7,s8,s9,s10"
+        default_value = "s1,s3,s4,s6,s7,s8,s9,s10,s11"
     )]
     only: Vec<String>,
     /// The rthub binary under test.
@@ -70,6 +70,13 @@ struct RunArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     postgres: String,
+    /// The Redis S11's two nodes join through (a fresh key prefix per run, deleted after).
+    #[arg(
+        long,
+        env = "RTHUB_BENCH_REDIS",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis: String,
     /// Where the report goes.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -96,6 +103,10 @@ struct Plan {
     /// S10's window: longer than the others', so that the figures rest on more messages per
     /// member at its low rates.
     mixed_window: Window,
+    /// S11: group sizes (split evenly over two nodes) and publish rates.
+    cluster: Vec<(usize, Vec<f64>)>,
+    /// S11's window.
+    cluster_window: Window,
 }
 
 impl Plan {
@@ -117,6 +128,11 @@ impl Plan {
                 sse_idle: vec![20],
                 mixed: (5, vec![20.0]),
                 mixed_window: Window {
+                    warmup: Duration::from_millis(300),
+                    recorded: Duration::from_secs(1),
+                },
+                cluster: vec![(10, vec![20.0])],
+                cluster_window: Window {
                     warmup: Duration::from_millis(300),
                     recorded: Duration::from_secs(1),
                 },
@@ -147,6 +163,18 @@ impl Plan {
                 mixed_window: Window {
                     warmup: Duration::from_secs(1),
                     recorded: Duration::from_secs(20),
+                },
+                // Every delivery lands on the one loader core (members of both nodes): 50 k
+                // deliveries/s took it 20–30 %, so 100 k fits its 70 % gate; 1,000 members ×
+                // 500 msg/s (500 k/s) would measure the loader, not the cluster.
+                cluster: vec![
+                    (100, vec![500.0]),
+                    (200, vec![100.0, 250.0, 500.0]),
+                    (1_000, vec![20.0, 50.0, 100.0]),
+                ],
+                cluster_window: Window {
+                    warmup: Duration::from_secs(1),
+                    recorded: Duration::from_secs(10),
                 },
             }
         }
@@ -224,6 +252,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             "S10's runs: {} s warm-up + {} s recorded.",
             plan.mixed_window.warmup.as_secs_f64(),
             plan.mixed_window.recorded.as_secs_f64()
+        ));
+    }
+    if wants("s11") {
+        notes.push(format!(
+            "S11's runs: {} s warm-up + {} s recorded; both nodes (or the single server) on CPU 0, the loader on CPU 1, the machine's Redis unpinned: Redis and both nodes share the two cores with the loader.",
+            plan.cluster_window.warmup.as_secs_f64(),
+            plan.cluster_window.recorded.as_secs_f64()
         ));
     }
     let subjects: Vec<Subject> = ORDER
@@ -444,6 +479,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        if wants("s11") && subjects.contains(&Subject::RthubJson) {
+            let steps = (plan.cluster.as_slice(), plan.cluster_window);
+            let notes = (round == 1).then_some(&mut notes);
+            scenarios::cluster_rows(&runner, &args.redis, steps, round, notes, &mut record).await;
+        }
         if wants("s7") && subjects.contains(&Subject::RthubJson) {
             for (members, rates) in &plan.changes {
                 for &rate in rates {
@@ -505,7 +545,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .filter(|r| match &r.figures {
             Figures::Load(m) => m.expected == 0,
             Figures::Memory(m) => !m.valid,
-            Figures::Skipped(_) => r.setting == "write path",
+            // S11 needs the Redis every cluster test uses: its absence breaks the smoke.
+            Figures::Skipped(why) => {
+                r.setting == "write path" || (r.scenario == "S11" && why.starts_with("Redis"))
+            }
             Figures::WritePath(_) => false,
         })
         .collect();

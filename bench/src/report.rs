@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+mod cluster;
 mod mixed;
 mod sse;
 
@@ -181,6 +182,7 @@ const SCENARIO_TITLES: &[(&str, &str)] = &[
     ("S8", "S8 — rthub's transports: members on WebSockets, Server-Sent Events, long polling (JSON; the publisher on WebSockets)"),
     ("S9", "S9 — SSE: create → event, rthub's `/realtime` (SQLite, PostgreSQL) and PocketBase's `/api/realtime`"),
     ("S10", "S10 — fan-out to one group of mixed protocols (SignalR JSON, MessagePack, Web PubSub) beside groups of one protocol, same size"),
+    ("S11", "S11 — fan-out across nodes: one group split over two rthub processes joined through Redis, beside the same group on one rthub"),
 ];
 
 impl Report {
@@ -220,6 +222,7 @@ impl Report {
                 "S1" => self.memory_table(&summary, &keys, &mut out),
                 "S9" => sse::tables(&summary, &keys, &mut out),
                 "S10" => mixed::table(&summary, &keys, &mut out),
+                "S11" => cluster::table(&summary, &keys, &mut out),
                 _ => self.load_table(&summary, &keys, &mut out),
             }
             if *scenario == "S4" {

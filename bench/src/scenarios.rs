@@ -1,6 +1,7 @@
 //! The scenarios of `benchmarks.md` §5.2 that rthub can run today: S1 idle memory, S3 echo
 //! round trip, S4 group fan-out, S6 REST send to a group, S7 collection write → `change`, S9
-//! create → SSE event beside PocketBase, and S10 fan-out to a group of mixed protocols.
+//! create → SSE event beside PocketBase, S10 fan-out to a group of mixed protocols, and S11
+//! fan-out across two nodes joined through Redis.
 //! Each run starts a fresh server process and tears it down afterwards.
 
 use crate::client::{Dialect, Socket};
@@ -19,10 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
+mod cluster;
 mod http;
 mod mixed;
 mod realtime;
 
+pub use cluster::cluster_rows;
 pub use mixed::{GroupRun, GroupSpec, MIXED};
 pub use realtime::SseServer;
 

@@ -126,6 +126,11 @@ pub struct RthubSettings {
     pub database: Option<String>,
     pub schema: Option<PathBuf>,
     pub server_key: Option<String>,
+    /// A config file (`--config`), e.g. S11's `[cluster]`.
+    pub config: Option<PathBuf>,
+    /// The log's file name in the logs folder instead of `<label>.log` (two nodes of S11
+    /// run at once and must not share one).
+    pub log_name: Option<String>,
 }
 
 /// A running server; killed when dropped (and its data directory, if it has one, removed).
@@ -232,6 +237,9 @@ impl Server {
                 if let Some(schema) = &rthub.schema {
                     command.arg("--schema").arg(schema);
                 }
+                if let Some(config) = &rthub.config {
+                    command.arg("--config").arg(config);
+                }
                 // Web PubSub clients get their URL with the server key.
                 let key = rthub.server_key.as_deref().or(matches!(
                     subject.dialect(),
@@ -250,7 +258,11 @@ impl Server {
             }
         }
         std::fs::create_dir_all(&paths.logs)?;
-        let log = std::fs::File::create(paths.logs.join(format!("{}.log", subject.label())))?;
+        let log_name = rthub
+            .log_name
+            .clone()
+            .unwrap_or_else(|| format!("{}.log", subject.label()));
+        let log = std::fs::File::create(paths.logs.join(&log_name))?;
         let mut child = command
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
@@ -288,10 +300,7 @@ impl Server {
                 bail!(
                     "{} exited ({status}) before listening; see {}",
                     subject.label(),
-                    paths
-                        .logs
-                        .join(format!("{}.log", subject.label()))
-                        .display()
+                    paths.logs.join(&log_name).display()
                 );
             }
             if Instant::now() > deadline {

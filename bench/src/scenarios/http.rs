@@ -226,6 +226,7 @@ impl Runner {
             database: Some(url.to_owned()),
             schema: Some(self.schema_file()?),
             server_key: None,
+            ..RthubSettings::default()
         };
         let subject = Subject::RthubJson;
         let server = self.start(subject, &settings)?;
@@ -263,6 +264,7 @@ impl Runner {
             database: Some(url.to_owned()),
             schema: Some(self.schema_file()?),
             server_key: None,
+            ..RthubSettings::default()
         };
         let server = self.start(Subject::RthubJson, &settings)?;
         let target = format!("http://{}/api/items", server.addr);

@@ -79,6 +79,7 @@ impl Runner {
             database: database.as_ref().map(|d| d.url.clone()),
             schema: Some(self.schema_file()?),
             server_key: Some(SERVER_KEY.into()),
+            ..RthubSettings::default()
         };
         let server = match self.start(Subject::RthubJson, &settings) {
             Ok(server) => server,
