@@ -173,7 +173,7 @@ impl<'de> Deserializer<'de> for HubValue {
                 Ok(value)
             }
             HubValue::Map(map) => {
-                let mut entries = MapDeserializer::new(map.into_iter());
+                let mut entries = MapDeserializer::new(map.into_iter().map(|(k, v)| (Key(k), v)));
                 let value = visitor.visit_map(&mut entries)?;
                 entries.end()?;
                 Ok(value)
@@ -266,6 +266,69 @@ impl<'de> Deserializer<'de> for HubValue {
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string unit unit_struct
         tuple tuple_struct map struct identifier
+    }
+}
+
+/// A map key: text, which integer and boolean keys are parsed from (as `serde_json` reads a
+/// `HashMap<u32, T>`).
+struct Key(String);
+
+impl<'de> IntoDeserializer<'de, ValueError> for Key {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+macro_rules! parsed_keys {
+    ($($method:ident => $visit:ident: $t:ty),*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+            match self.0.parse::<$t>() {
+                Ok(parsed) => visitor.$visit(parsed),
+                Err(_) => visitor.visit_string(self.0),
+            }
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for Key {
+    type Error = ValueError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_string(self.0)
+    }
+
+    parsed_keys!(deserialize_bool => visit_bool: bool, deserialize_i8 => visit_i8: i8,
+        deserialize_i16 => visit_i16: i16, deserialize_i32 => visit_i32: i32,
+        deserialize_i64 => visit_i64: i64, deserialize_i128 => visit_i128: i128,
+        deserialize_u8 => visit_u8: u8, deserialize_u16 => visit_u16: u16,
+        deserialize_u32 => visit_u32: u32, deserialize_u64 => visit_u64: u64,
+        deserialize_u128 => visit_u128: u128, deserialize_f32 => visit_f32: f32,
+        deserialize_f64 => visit_f64: f64);
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_enum(Enum {
+            variant: self.0,
+            value: None,
+        })
+    }
+
+    forward_to_deserialize_any! {
+        char str string bytes byte_buf option unit unit_struct seq tuple tuple_struct map
+        struct identifier ignored_any
     }
 }
 
