@@ -66,10 +66,8 @@ pub(super) fn put_hub_value(out: &mut Vec<u8>, value: &HubValue) {
         HubValue::String(s) => put_str(out, s),
         HubValue::Binary(bytes) => put_bin(out, bytes),
         HubValue::Timestamp(time) => {
-            let mut data = Vec::with_capacity(12);
-            time.to_ext(&mut data);
-            let _ = rmp::encode::write_ext_meta(out, data.len() as u32, TIMESTAMP);
-            out.extend_from_slice(&data);
+            let _ = rmp::encode::write_ext_meta(out, time.ext_len() as u32, TIMESTAMP);
+            time.to_ext(out);
         }
         HubValue::Array(values) => {
             put_array(out, values.len());

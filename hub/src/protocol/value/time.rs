@@ -56,16 +56,24 @@ impl Timestamp {
     /// `MessagePackWriter` chooses: 32-bit for whole seconds in `0..2^32`, 64-bit for seconds
     /// in `0..2^34`, 96-bit otherwise.
     pub fn to_ext(&self, out: &mut Vec<u8>) {
-        if self.seconds >> 34 == 0 {
-            let both = (u64::from(self.nanoseconds) << 34) | self.seconds as u64;
-            if both >> 32 == 0 {
-                out.extend_from_slice(&(both as u32).to_be_bytes());
-            } else {
+        match self.ext_len() {
+            4 => out.extend_from_slice(&(self.seconds as u32).to_be_bytes()),
+            8 => {
+                let both = (u64::from(self.nanoseconds) << 34) | self.seconds as u64;
                 out.extend_from_slice(&both.to_be_bytes());
             }
+            _ => out.extend_from_slice(&self.to_ext96()),
+        }
+    }
+
+    /// How many bytes [`Self::to_ext`] writes: 4, 8 or 12.
+    pub fn ext_len(&self) -> usize {
+        if self.seconds >> 34 != 0 {
+            12
+        } else if self.nanoseconds == 0 && self.seconds >> 32 == 0 {
+            4
         } else {
-            out.extend_from_slice(&self.nanoseconds.to_be_bytes());
-            out.extend_from_slice(&self.seconds.to_be_bytes());
+            8
         }
     }
 
