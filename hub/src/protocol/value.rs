@@ -10,7 +10,8 @@
 //! - Into Rust types (`HubValue` is a [`serde::Deserializer`]): everything as `serde_json::Value`
 //!   did, plus `Vec<u8>`, `serde_bytes::ByteBuf` and `bytes::Bytes` from binary or from a base64
 //!   string (what .NET's JSON reads into `byte[]`), and `chrono::DateTime` from a timestamp or an
-//!   ISO string. A `serde_json::Value` parameter gets the JSON mapping.
+//!   ISO string. A `serde_json::Value` parameter gets the JSON mapping, and so do types serde
+//!   buffers first (`#[serde(untagged)]`, `#[serde(flatten)]`): they see binary as base64 text.
 //! - From Rust types ([`HubValue::from_serialize`], what results and stream items go through):
 //!   `serialize_bytes` (`Bytes`, `ByteBuf`) and non-empty `Vec<u8>` (a sequence of `u8`s) become
 //!   binary, [`Timestamp`] a timestamp, everything else what `serde_json::to_value` makes.
