@@ -11,7 +11,10 @@
 //! Then `withUrl("http://127.0.0.1:5000/testhub")` (any case) from `@microsoft/signalr`.
 
 use futures_util::{stream, StreamExt};
-use hub::{Caller, HubError, HubMethods, HubOptions, HubPaths, HubServer, UploadStream};
+use hub::{
+    Caller, HubError, HubMethods, HubOptions, HubPaths, HubServer, HubValue, Timestamp,
+    UploadStream,
+};
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
@@ -69,7 +72,7 @@ fn methods() -> HubMethods {
             if let Some(items) = streams.first_mut() {
                 while let Some(item) = items.next().await {
                     match item.map_err(HubError::Refused)? {
-                        Value::String(s) => text.push_str(&s),
+                        HubValue::String(s) => text.push_str(&s),
                         other => text.push_str(&other.to_string()),
                     }
                 }
@@ -87,18 +90,24 @@ fn methods() -> HubMethods {
         .method("GetActiveTransportName", |caller: Caller, (): ()| async move {
             Ok::<_, HubError>(caller.transport().name())
         })
-        .method("EchoComplexObject", |_: Caller, (object,): (Value,)| async move {
+        // A `HubValue` keeps MessagePack's binary and timestamps, as .NET's `byte[]` and
+        // `DateTime` fields of `ComplexObject` do.
+        .method("EchoComplexObject", |_: Caller, (object,): (HubValue,)| async move {
             Ok::<_, HubError>(object)
         })
-        // As System.Text.Json writes the .NET object: bytes in base64, the date in ISO 8601.
+        // The .NET object: JSON clients get the bytes in base64 and the date in ISO 8601,
+        // MessagePack clients `bin` and a timestamp.
         .method("SendComplexObject", |_: Caller, (): ()| async move {
-            Ok::<_, HubError>(json!({
-                "byteArray": "AQID",
-                "dateTime": "2000-01-01T00:00:00Z",
-                "guid": "00010203-0405-0607-0706-050403020100",
-                "intArray": [1, 2, 3],
-                "string": "hello world",
-            }))
+            let mut object = hub::protocol::HubMap::new();
+            object.insert("byteArray".into(), HubValue::from(vec![1u8, 2, 3]));
+            object.insert(
+                "dateTime".into(),
+                Timestamp::new(946_684_800, 0).map_or(HubValue::Null, HubValue::Timestamp),
+            );
+            object.insert("guid".into(), "00010203-0405-0607-0706-050403020100".into());
+            object.insert("intArray".into(), HubValue::from(json!([1, 2, 3])));
+            object.insert("string".into(), "hello world".into());
+            Ok::<_, HubError>(HubValue::Map(object))
         })
         .method("GetContentTypeHeader", |caller: Caller, (): ()| async move {
             Ok::<_, HubError>(caller.header("content-type").map(str::to_owned))

@@ -29,10 +29,10 @@
 pub use crate::caller::Caller;
 pub use crate::errors::HubError;
 use crate::errors::{binding_error, invocation_error};
+use crate::protocol::HubValue;
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -42,14 +42,17 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindError;
 
-/// Parameters a hub method can take: tuples of deserialisable values. Missing trailing
-/// arguments bind as `null`, so trailing `Option` parameters may be omitted by the client.
+/// Parameters a hub method can take: tuples of deserialisable values, each deserialised from
+/// its [`HubValue`] (so `Vec<u8>`, `Bytes` and `chrono::DateTime` bind to MessagePack binary
+/// and timestamps, and to their JSON strings; a `HubValue` parameter gets the value as sent).
+/// Missing trailing arguments bind as `null`, so trailing `Option` parameters may be omitted by
+/// the client.
 pub trait FromArguments: Sized + Send + 'static {
-    fn from_arguments(arguments: Vec<Value>) -> Result<Self, BindError>;
+    fn from_arguments(arguments: Vec<HubValue>) -> Result<Self, BindError>;
 }
 
 impl FromArguments for () {
-    fn from_arguments(arguments: Vec<Value>) -> Result<Self, BindError> {
+    fn from_arguments(arguments: Vec<HubValue>) -> Result<Self, BindError> {
         arguments.is_empty().then_some(()).ok_or(BindError)
     }
 }
@@ -57,13 +60,13 @@ impl FromArguments for () {
 macro_rules! tuple_arguments {
     ($count:literal; $($name:ident),+) => {
         impl<$($name: DeserializeOwned + Send + 'static),+> FromArguments for ($($name,)+) {
-            fn from_arguments(arguments: Vec<Value>) -> Result<Self, BindError> {
+            fn from_arguments(arguments: Vec<HubValue>) -> Result<Self, BindError> {
                 if arguments.len() > $count {
                     return Err(BindError);
                 }
                 let mut values = arguments.into_iter();
                 Ok(($(
-                    $name::deserialize(values.next().unwrap_or(Value::Null)).map_err(|_| BindError)?,
+                    $name::deserialize(values.next().unwrap_or_default()).map_err(|_| BindError)?,
                 )+))
             }
         }
@@ -75,10 +78,10 @@ tuple_arguments!(2; A, B);
 tuple_arguments!(3; A, B, C);
 tuple_arguments!(4; A, B, C, D);
 
-type MethodFuture = Pin<Box<dyn Future<Output = Result<Value, HubError>> + Send>>;
+type MethodFuture = Pin<Box<dyn Future<Output = Result<HubValue, HubError>> + Send>>;
 
 /// The items a streaming method produces; an `Err` ends the stream with an error Completion.
-pub type ItemStream = Pin<Box<dyn Stream<Item = Result<Value, HubError>> + Send>>;
+pub type ItemStream = Pin<Box<dyn Stream<Item = Result<HubValue, HubError>> + Send>>;
 
 /// A streaming method starting: `Err` is a failure before the first item, which ends the
 /// invocation with the Completion of a failed invocation (not of a failed stream), as .NET does
@@ -92,33 +95,33 @@ pub const UPLOAD_BUFFER_ITEMS: usize = 10;
 /// One client-to-server stream, as a parameter of an upload method. It ends when the client
 /// completes it; a completion with an error yields `Err(text)` last.
 pub struct UploadStream {
-    items: mpsc::Receiver<Result<Value, String>>,
+    items: mpsc::Receiver<Result<HubValue, String>>,
 }
 
 impl UploadStream {
-    pub(crate) fn channel() -> (mpsc::Sender<Result<Value, String>>, Self) {
+    pub(crate) fn channel() -> (mpsc::Sender<Result<HubValue, String>>, Self) {
         let (sender, items) = mpsc::channel(UPLOAD_BUFFER_ITEMS);
         (sender, Self { items })
     }
 
-    pub async fn next(&mut self) -> Option<Result<Value, String>> {
+    pub async fn next(&mut self) -> Option<Result<HubValue, String>> {
         self.items.recv().await
     }
 }
 
 trait Unary: Send + Sync {
-    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<MethodFuture, BindError>;
+    fn call(&self, caller: Caller, arguments: Vec<HubValue>) -> Result<MethodFuture, BindError>;
 }
 
 trait Streaming: Send + Sync {
-    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<OpeningStream, BindError>;
+    fn call(&self, caller: Caller, arguments: Vec<HubValue>) -> Result<OpeningStream, BindError>;
 }
 
 trait Uploading: Send + Sync {
     fn call(
         &self,
         caller: Caller,
-        arguments: Vec<Value>,
+        arguments: Vec<HubValue>,
         streams: Vec<UploadStream>,
     ) -> Result<MethodFuture, BindError>;
 }
@@ -137,8 +140,9 @@ impl<F, A> Function<F, A> {
     }
 }
 
-fn to_value<R: Serialize>(value: R) -> Result<Value, HubError> {
-    serde_json::to_value(value).map_err(|e| HubError::Internal(e.to_string()))
+/// A result or stream item as sent: `Vec<u8>` and `Bytes` as binary, `Timestamp` as a timestamp.
+fn to_value<R: Serialize>(value: R) -> Result<HubValue, HubError> {
+    HubValue::from_serialize(&value).map_err(|e| HubError::Internal(e.to_string()))
 }
 
 impl<F, A, Fut, R> Unary for Function<F, A>
@@ -148,7 +152,7 @@ where
     Fut: Future<Output = Result<R, HubError>> + Send + 'static,
     R: Serialize,
 {
-    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<MethodFuture, BindError> {
+    fn call(&self, caller: Caller, arguments: Vec<HubValue>) -> Result<MethodFuture, BindError> {
         let running = (self.function)(caller, A::from_arguments(arguments)?);
         Ok(Box::pin(async move { to_value(running.await?) }))
     }
@@ -169,7 +173,7 @@ where
     S: Stream<Item = Result<T, HubError>> + Send + 'static,
     T: Serialize,
 {
-    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<OpeningStream, BindError> {
+    fn call(&self, caller: Caller, arguments: Vec<HubValue>) -> Result<OpeningStream, BindError> {
         let items = item_stream((self.function)(caller, A::from_arguments(arguments)?));
         Ok(Box::pin(std::future::ready(Ok(items))))
     }
@@ -186,7 +190,7 @@ where
     S: Stream<Item = Result<T, HubError>> + Send + 'static,
     T: Serialize,
 {
-    fn call(&self, caller: Caller, arguments: Vec<Value>) -> Result<OpeningStream, BindError> {
+    fn call(&self, caller: Caller, arguments: Vec<HubValue>) -> Result<OpeningStream, BindError> {
         let opening = (self.0.function)(caller, A::from_arguments(arguments)?);
         Ok(Box::pin(async move { opening.await.map(item_stream) }))
     }
@@ -202,7 +206,7 @@ where
     fn call(
         &self,
         caller: Caller,
-        arguments: Vec<Value>,
+        arguments: Vec<HubValue>,
         streams: Vec<UploadStream>,
     ) -> Result<MethodFuture, BindError> {
         let running = (self.function)(caller, A::from_arguments(arguments)?, streams);
@@ -224,7 +228,7 @@ pub(crate) enum Started {
     /// Await it in order with the connection's other invocations.
     Unary(MethodFuture),
     /// Runs beside the connection, which feeds `senders` from the client's StreamItems.
-    Uploading(MethodFuture, Vec<mpsc::Sender<Result<Value, String>>>),
+    Uploading(MethodFuture, Vec<mpsc::Sender<Result<HubValue, String>>>),
     /// Server-to-client items (for a StreamInvocation), once the method has opened them.
     Streaming(OpeningStream),
 }
@@ -324,7 +328,7 @@ impl HubMethods {
         &self,
         caller: Caller,
         target: &str,
-        arguments: Vec<Value>,
+        arguments: Vec<HubValue>,
         stream_count: usize,
         streaming: bool,
         detailed: bool,
@@ -376,8 +380,8 @@ impl HubMethods {
         &self,
         caller: Caller,
         target: &str,
-        arguments: Vec<Value>,
-    ) -> Result<Value, String> {
+        arguments: Vec<HubValue>,
+    ) -> Result<HubValue, String> {
         match self.start(caller, target, arguments, 0, false, false)? {
             Started::Unary(running) | Started::Uploading(running, _) => running
                 .await
@@ -391,6 +395,10 @@ impl HubMethods {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn args(values: Vec<serde_json::Value>) -> Vec<HubValue> {
+        values.into_iter().map(HubValue::from).collect()
+    }
 
     fn caller() -> Caller {
         Caller::for_tests()
@@ -416,14 +424,18 @@ mod tests {
     async fn names_are_case_insensitive_and_trailing_options_may_be_omitted() {
         let m = methods();
         assert_eq!(
-            m.invoke(caller(), "add", vec![json!(1), json!(2)]).await,
-            Ok(json!(3))
+            m.invoke(caller(), "add", args(vec![json!(1), json!(2)]))
+                .await,
+            Ok(HubValue::from(3))
         );
         assert_eq!(
-            m.invoke(caller(), "ADD", vec![json!(1)]).await,
-            Ok(json!(101))
+            m.invoke(caller(), "ADD", args(vec![json!(1)])).await,
+            Ok(HubValue::from(101))
         );
-        assert_eq!(m.invoke(caller(), "nothing", vec![]).await, Ok(Value::Null));
+        assert_eq!(
+            m.invoke(caller(), "nothing", vec![]).await,
+            Ok(HubValue::Null)
+        );
     }
 
     #[tokio::test]
@@ -435,7 +447,7 @@ mod tests {
         );
         for bad in [vec![], vec![json!("x")], vec![json!(1), json!(2), json!(3)]] {
             assert_eq!(
-                m.invoke(caller(), "Add", bad).await,
+                m.invoke(caller(), "Add", args(bad)).await,
                 Err("Failed to invoke 'Add' due to an error on the server.".into())
             );
         }

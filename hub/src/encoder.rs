@@ -28,13 +28,13 @@ impl HubEncoder {
     }
 }
 
-/// A payload as a field: JSON and text as they are, binary as its base64 string (kept in
-/// `binary`, which must outlive the field).
-fn data_field<'a>(data: &'a Payload, binary: &'a mut Option<serde_json::Value>) -> Field<'a> {
+/// A payload as a field, borrowed: binary is `bin` in MessagePack and base64 text in JSON, as
+/// ASP.NET Core writes a `byte[]`.
+fn data_field(data: &Payload) -> Field<'_> {
     match data {
         Payload::Json(value) => Field::Value(value),
         Payload::Text(text) => Field::Str(text),
-        Payload::Binary(_) => Field::Value(binary.insert(data.to_json())),
+        Payload::Binary(bytes) => Field::Bytes(bytes),
     }
 }
 
@@ -52,10 +52,9 @@ impl Encoder for HubEncoder {
         match message {
             // `{group, data, fromUserId, fromConnectionId}`, in that order.
             Outbound::Group(message) => {
-                let mut binary = None;
                 let argument = [
                     ("group", Field::Str(&message.group)),
-                    ("data", data_field(&message.data, &mut binary)),
+                    ("data", data_field(&message.data)),
                     ("fromUserId", optional(&message.from_user_id)),
                     ("fromConnectionId", optional(&message.from_connection_id)),
                 ];
@@ -81,10 +80,9 @@ impl Encoder for HubEncoder {
             }
             // A server message outside any group: the `message` shape with a null group.
             Outbound::Direct(message) => {
-                let mut binary = None;
                 let argument = [
                     ("group", Field::Null),
-                    ("data", data_field(&message.data, &mut binary)),
+                    ("data", data_field(&message.data)),
                     ("fromUserId", Field::Null),
                     ("fromConnectionId", Field::Null),
                 ];
@@ -111,8 +109,9 @@ impl Encoder for HubEncoder {
 pub(crate) fn fan_out(
     protocol: impl HubProtocol,
     target: impl Into<std::borrow::Cow<'static, str>>,
-    arguments: Vec<serde_json::Value>,
+    arguments: Vec<crate::protocol::HubValue>,
 ) -> Bytes {
+    let arguments = arguments.into_iter().map(Into::into).collect();
     let invocation = Outbound::Invocation(router::Invocation::new(target, arguments));
     match HubEncoder::new(Arc::new(protocol)).encode(&invocation) {
         Some(Frame::Whole(bytes)) => bytes,
@@ -123,7 +122,7 @@ pub(crate) fn fan_out(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{JsonHubProtocol, MessagePackHubProtocol};
+    use crate::protocol::{HubValue, JsonHubProtocol, MessagePackHubProtocol};
     use router::{ChangeMessage, GroupMessage, Invocation, Operation};
     use serde_json::json;
 
@@ -260,15 +259,28 @@ mod tests {
                     from_user_id: Some("u".into()),
                     from_connection_id: None,
                 };
-                let value = json!({
+                let mut value = HubValue::from(json!({
                     "group": "app:g",
                     "data": payload.to_json(),
                     "fromUserId": "u",
                     "fromConnectionId": null,
-                });
-                let mut expected = Vec::new();
-                protocol.encode_invocation("message", &[value], &mut expected);
-                assert_eq!(whole(encoder.encode(&Outbound::Group(message))), expected);
+                }));
+                // Binary is the protocol's own: `bin` in MessagePack, base64 in JSON.
+                if let (Payload::Binary(bytes), HubValue::Map(map)) = (&payload, &mut value) {
+                    map.insert("data".into(), HubValue::Binary(bytes.clone()));
+                }
+                let expected =
+                    protocol.to_bytes(&HubMessage::Invocation(crate::protocol::Invocation {
+                        headers: Default::default(),
+                        invocation_id: None,
+                        target: "message".into(),
+                        arguments: vec![value],
+                        stream_ids: vec![],
+                    }));
+                assert_eq!(
+                    whole(encoder.encode(&Outbound::Group(message))),
+                    expected.to_vec()
+                );
             }
         }
     }

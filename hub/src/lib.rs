@@ -34,8 +34,10 @@
 //! - **Case-insensitive hub paths**: [`HubPaths`] rewrites `/testhub` to a hub served at
 //!   `/testHub` in front of the router, as ASP.NET Core's routing matches it.
 //!
-//! MessagePack `bin` and timestamp values still reach methods as JSON shapes (an array of
-//! numbers, an ISO 8601 string); a value type that keeps them is not done yet.
+//! - **Binary and time**: arguments, stream items and results are [`HubValue`]s, which keep
+//!   MessagePack `bin` and timestamps (JSON clients get base64 and ISO 8601 strings). Methods
+//!   take `Vec<u8>`, `bytes::Bytes`, `chrono::DateTime` or `HubValue` itself, and return
+//!   `Bytes`, `Vec<u8>` or [`Timestamp`] to send binary and time.
 
 mod caller;
 mod connection;
@@ -55,5 +57,6 @@ pub use dispatch::{Caller, FromArguments, HubError, HubMethods, ItemStream, Uplo
 pub use negotiate::{ConnectRequest, TransportKind};
 pub use options::HubOptions;
 pub use paths::HubPaths;
+pub use protocol::{HubValue, Timestamp};
 pub use router;
 pub use server::{HubServer, HubServerBuilder};

@@ -3,18 +3,17 @@
 
 use crate::dispatch::OpeningStream;
 use crate::errors::{invocation_error, stream_error};
-use crate::protocol::{Completion, Headers, HubMessage, Outcome, StreamItem};
+use crate::protocol::{Completion, Headers, HubMessage, HubValue, Outcome, StreamItem};
 use crate::writer::Writer;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-type UploadSender = mpsc::Sender<Result<Value, String>>;
+type UploadSender = mpsc::Sender<Result<HubValue, String>>;
 
 pub(crate) struct Streams {
     /// Client-to-server streams by stream id.
@@ -43,7 +42,7 @@ impl Streams {
         detailed: bool,
         target: String,
         invocation_id: Option<String>,
-        running: impl Future<Output = Result<Value, crate::HubError>> + Send + 'static,
+        running: impl Future<Output = Result<HubValue, crate::HubError>> + Send + 'static,
         stream_ids: Vec<String>,
         senders: Vec<UploadSender>,
     ) {
@@ -65,7 +64,7 @@ impl Streams {
 
     /// An item for an upload: waits while its buffer is full, which stops the connection
     /// reading (backpressure on the client, as .NET does).
-    pub async fn upload_item(&mut self, stream_id: &str, item: Value) {
+    pub async fn upload_item(&mut self, stream_id: &str, item: HubValue) {
         let Some(sender) = self.uploads.get(stream_id) else {
             tracing::debug!("ignored an item for an unknown stream");
             return;

@@ -78,7 +78,7 @@ pub fn hub_methods(channels: ChannelService, methods: HubMethods) -> HubMethods 
                         match item {
                             Ok(data) => {
                                 channels
-                                    .send(sender(&caller), &channel, Payload::Json(data))
+                                    .send(sender(&caller), &channel, Payload::Json(data.into()))
                                     .map_err(refused)?;
                             }
                             // The client ended its stream with an error: stop sending.

@@ -3,10 +3,14 @@
 //! Read leniently, as .NET reads it (keys in any order, `type` anywhere, unknown keys and unknown
 //! types skipped, a `null` invocation id taken as absent); written strictly, as clients need it
 //! (absent optionals omitted, never `"invocationId":null`, `item` always present).
+//!
+//! Arguments, stream items and results are read as [`HubValue`]s without binary or timestamps
+//! (JSON has neither); those are written as ASP.NET Core writes `byte[]` and `DateTime`:
+//! standard base64 and ISO 8601 strings.
 
 use super::{
-    find_record, Close, Completion, Decoded, Field, Headers, HubMessage, HubProtocol, Invocation,
-    Outcome, ProtocolError, StreamItem, RECORD_SEPARATOR,
+    find_record, Close, Completion, Decoded, Field, Headers, HubMessage, HubProtocol, HubValue,
+    Invocation, Outcome, ProtocolError, StreamItem, RECORD_SEPARATOR,
 };
 use bytes::BytesMut;
 use negotiate::TransferFormat;
@@ -24,15 +28,15 @@ struct Wire {
     #[serde(rename = "invocationId")]
     invocation_id: Option<String>,
     target: Option<String>,
-    arguments: Option<Vec<Value>>,
+    arguments: Option<Vec<HubValue>>,
     #[serde(rename = "streamIds")]
     stream_ids: Option<Vec<String>>,
     headers: Option<Headers>,
     /// `Some(Null)` when the key is present with `null`: `item: null` is a valid stream item.
     #[serde(default, deserialize_with = "present")]
-    item: Option<Value>,
+    item: Option<HubValue>,
     #[serde(default, deserialize_with = "present")]
-    result: Option<Value>,
+    result: Option<HubValue>,
     error: Option<String>,
     #[serde(rename = "allowReconnect")]
     allow_reconnect: Option<bool>,
@@ -40,8 +44,8 @@ struct Wire {
     sequence_id: Option<u64>,
 }
 
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(deserializer).map(Some)
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<HubValue>, D::Error> {
+    HubValue::deserialize(deserializer).map(Some)
 }
 
 fn required<T>(value: Option<T>, name: &'static str) -> Result<T, ProtocolError> {
@@ -115,7 +119,7 @@ pub(crate) fn parse_record(bytes: &[u8]) -> Result<Decoded, ProtocolError> {
     Ok(Decoded::Message(message))
 }
 
-/// Writing JSON into a `Vec` fails only for maps with non-string keys, which neither `Value`
+/// Writing JSON into a `Vec` fails only for maps with non-string keys, which neither value type
 /// nor strings have.
 fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     if let Err(error) = serde_json::to_writer(&mut *out, value) {
@@ -130,13 +134,28 @@ fn put_headers(out: &mut Vec<u8>, headers: &Headers) {
     }
 }
 
-fn put_invocation(
+/// Binary as a base64 JSON string, encoded straight into `out`.
+fn put_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    use base64::Engine;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    out.push(b'"');
+    let start = out.len();
+    out.resize(
+        start + base64::encoded_len(bytes.len(), true).unwrap_or(0),
+        0,
+    );
+    let written = engine.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
+    out.push(b'"');
+}
+
+fn put_invocation<T: Serialize>(
     out: &mut Vec<u8>,
     kind: u8,
     headers: &Headers,
     invocation_id: Option<&str>,
     target: &str,
-    arguments: &[Value],
+    arguments: &[T],
     stream_ids: &[String],
 ) {
     out.extend_from_slice(if kind == 1 {
@@ -287,6 +306,7 @@ impl HubProtocol for JsonHubProtocol {
                 Field::Str(text) => put(out, *text),
                 Field::Int(n) => put(out, n),
                 Field::Value(value) => put(out, *value),
+                Field::Bytes(bytes) => put_base64(out, bytes),
             }
         }
         out.extend_from_slice(b"}]}");

@@ -1,6 +1,6 @@
 //! The hub messages of the SignalR protocol, independent of how they are encoded.
 
-use serde_json::Value;
+use super::HubValue;
 use std::collections::BTreeMap;
 
 /// `headers` on invocation messages: string to string, usually empty (an empty map allocates
@@ -53,7 +53,7 @@ pub struct Invocation {
     /// `None` for a non-blocking invocation, which gets no reply of any kind.
     pub invocation_id: Option<String>,
     pub target: String,
-    pub arguments: Vec<Value>,
+    pub arguments: Vec<HubValue>,
     pub stream_ids: Vec<String>,
 }
 
@@ -61,7 +61,7 @@ pub struct Invocation {
 pub struct StreamItem {
     pub headers: Headers,
     pub invocation_id: String,
-    pub item: Value,
+    pub item: HubValue,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +76,7 @@ pub enum Outcome {
     /// Neither result nor error: the end of a stream.
     Void,
     /// A result, `null` for a method that returns nothing (as .NET writes it).
-    Result(Value),
+    Result(HubValue),
     Error(String),
 }
 
@@ -88,7 +88,7 @@ pub struct Close {
 }
 
 impl Completion {
-    pub fn result(invocation_id: String, value: Value) -> Self {
+    pub fn result(invocation_id: String, value: HubValue) -> Self {
         Self {
             headers: Headers::new(),
             invocation_id,

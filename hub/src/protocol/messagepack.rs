@@ -7,12 +7,10 @@
 //! there is none, Close with 3, Completion kinds 1/2/3, integers in their smallest encoding,
 //! floats as float 64).
 //!
-//! Arguments, stream items and results are JSON values. MessagePack values with no JSON form
-//! are mapped so that a hub method sees what a JSON client would have sent:
-//! - `bin` becomes an array of byte numbers (`[1, 2, 255]`), which binds to `Vec<u8>`;
-//! - the timestamp extension (type −1, sent by the JS client for a `Date`) becomes an
-//!   RFC 3339 UTC string with at least millisecond digits, as JavaScript's `toISOString()`
-//!   writes it (`"2023-11-14T22:13:20.000Z"`); years outside 0000–9999 are an error;
+//! Arguments, stream items and results are [`HubValue`]s: `bin 8/16/32` is binary, written as
+//! the smallest `bin`; the timestamp extension (type −1, what the JS client sends for a `Date`)
+//! in any of its 32, 64 and 96-bit forms is a timestamp, written in the smallest form as .NET
+//! writes it. Values with no hub value form:
 //! - map keys that are integers become their decimal text (as `System.Text.Json` writes a
 //!   `Dictionary<int, T>`); any other non-string key is an error;
 //! - NaN and infinities become `null` (as `JSON.stringify` writes them);
@@ -21,13 +19,13 @@
 //! Values nest at most [`MAX_DEPTH`] deep, the limit `serde_json` reads with.
 
 use super::{
-    Close, Completion, Decoded, Field, Headers, HubMessage, HubProtocol, Invocation, Outcome,
-    ProtocolError, StreamItem,
+    Close, Completion, Decoded, Field, Headers, HubMap, HubMessage, HubProtocol, HubValue,
+    Invocation, Outcome, ProtocolError, StreamItem, Timestamp,
 };
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use negotiate::TransferFormat;
 use rmp::Marker;
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
 
 mod read;
 mod write;
@@ -122,25 +120,6 @@ fn describe(marker: Marker) -> &'static str {
         | Marker::Ext32 => "an extension value",
         Marker::Reserved => "the reserved byte 0xc1",
     }
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 fn arity(name: &str, length: usize, allowed: &[usize]) -> Result<(), ProtocolError> {

@@ -6,11 +6,13 @@ mod messagepack;
 #[cfg(test)]
 mod proptests;
 mod text_record;
+mod value;
 
 pub use json::JsonHubProtocol;
 pub use message::{Close, Completion, Headers, HubMessage, Invocation, Outcome, StreamItem};
 pub use messagepack::MessagePackHubProtocol;
 pub(crate) use text_record::{find_record, RECORD_SEPARATOR};
+pub use value::{HubMap, HubValue, Timestamp, ValueError};
 
 use bytes::{Bytes, BytesMut};
 use negotiate::TransferFormat;
@@ -23,6 +25,8 @@ pub enum Field<'a> {
     Str(&'a str),
     Int(i64),
     Value(&'a Value),
+    /// Binary data: `bin` in MessagePack, a base64 string in JSON.
+    Bytes(&'a [u8]),
 }
 
 impl Field<'_> {
@@ -32,6 +36,7 @@ impl Field<'_> {
             Field::Str(text) => Value::String((*text).to_owned()),
             Field::Int(n) => Value::from(*n),
             Field::Value(value) => (*value).clone(),
+            Field::Bytes(bytes) => Value::String(value::base64(bytes)),
         }
     }
 }
@@ -85,6 +90,7 @@ pub trait HubProtocol: Send + Sync + 'static {
     /// Append one framed Invocation whose single argument is an object of borrowed fields,
     /// written straight into the frame: the same bytes as [`Self::encode_invocation`] with that
     /// object as a `Value`, without building one (the router's messages take this path).
+    /// The default goes through [`Self::encode_invocation`], where binary is base64 text.
     fn encode_object_invocation(
         &self,
         target: &str,

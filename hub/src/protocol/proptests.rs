@@ -4,7 +4,14 @@
 use super::*;
 use crate::handshake;
 use proptest::prelude::*;
-use serde_json::{json, Value};
+
+/// The tests build hub values with JSON literals.
+type Value = HubValue;
+macro_rules! json {
+    ($($value:tt)+) => {
+        HubValue::from(serde_json::json!($($value)+))
+    };
+}
 
 /// JSON values that survive a round trip exactly (no floats: `1.0` reads back as `1.0` but
 /// generated floats may not print identically).
@@ -19,7 +26,7 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
             prop::collection::btree_map(".{0,6}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+                .prop_map(|m| Value::Map(m.into_iter().collect())),
         ]
     })
 }
@@ -132,11 +139,11 @@ proptest! {
         fields in prop::collection::vec(("[a-zA-Z]{1,12}", value()), 0..6),
         kind in prop::option::of(-2i64..12),
     ) {
-        let mut object: serde_json::Map<String, Value> = fields.into_iter().collect();
+        let mut object: HubMap = fields.into_iter().collect();
         if let Some(kind) = kind {
             object.insert("type".into(), json!(kind));
         }
-        let mut bytes = serde_json::to_vec(&object).unwrap();
+        let mut bytes = serde_json::to_vec(&HubValue::Map(object)).unwrap();
         bytes.push(RECORD_SEPARATOR);
         let _ = decode_everything(&JsonHubProtocol, &bytes);
     }

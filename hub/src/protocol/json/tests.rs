@@ -1,5 +1,12 @@
 use super::*;
-use serde_json::json;
+
+/// The tests build hub values with JSON literals.
+type Value = HubValue;
+macro_rules! json {
+    ($($value:tt)+) => {
+        HubValue::from(serde_json::json!($($value)+))
+    };
+}
 
 const LIMIT: usize = 32 * 1024;
 

@@ -1,5 +1,5 @@
-//! Reading one MessagePack body: a bounds-checked cursor, and the mappings of values with no
-//! JSON form (see the parent module's docs).
+//! Reading one MessagePack body: a bounds-checked cursor and hub values (see the parent
+//! module's docs).
 
 use super::*;
 
@@ -174,7 +174,7 @@ impl<'a> Reader<'a> {
         Ok(headers)
     }
 
-    pub(super) fn values(&mut self, what: &str) -> Result<Vec<Value>, ProtocolError> {
+    pub(super) fn values(&mut self, what: &str) -> Result<Vec<HubValue>, ProtocolError> {
         let count = self.array_len(what)?;
         let mut values = Vec::with_capacity(self.capacity(count));
         for _ in 0..count {
@@ -192,8 +192,8 @@ impl<'a> Reader<'a> {
         Ok(strings)
     }
 
-    /// Any MessagePack value as JSON (see the module documentation for the mapping).
-    pub(super) fn value(&mut self, what: &str, depth: usize) -> Result<Value, ProtocolError> {
+    /// Any MessagePack value (see the module documentation for the mapping).
+    pub(super) fn value(&mut self, what: &str, depth: usize) -> Result<HubValue, ProtocolError> {
         let marker = self.marker(what)?;
         if let Some(integer) = self.integer_after(marker, what)? {
             // Integers come from at most 64 bits of either sign.
@@ -203,7 +203,7 @@ impl<'a> Reader<'a> {
             });
         }
         if let Some(text) = self.str_after(marker, what)? {
-            return Ok(Value::String(text));
+            return Ok(HubValue::String(text));
         }
         let nested = depth + 1;
         if let Some(count) = self.array_len_after(marker, what)? {
@@ -214,26 +214,26 @@ impl<'a> Reader<'a> {
             for _ in 0..count {
                 values.push(self.value(what, nested)?);
             }
-            return Ok(Value::Array(values));
+            return Ok(HubValue::Array(values));
         }
         if let Some(count) = self.map_len_after(marker, what)? {
             if nested > MAX_DEPTH {
                 return Err(invalid(format!("{what}: nested deeper than {MAX_DEPTH}")));
             }
-            let mut map = Map::new();
+            let mut map = HubMap::with_capacity(self.capacity(count));
             for _ in 0..count {
                 let key = self.key(what)?;
                 let value = self.value(what, nested)?;
                 map.insert(key, value);
             }
-            return Ok(Value::Object(map));
+            return Ok(HubValue::Map(map));
         }
         Ok(match marker {
-            Marker::Null => Value::Null,
-            Marker::True => Value::Bool(true),
-            Marker::False => Value::Bool(false),
-            Marker::F32 => float(f32::from_be_bytes(self.array(what)?).into()),
-            Marker::F64 => float(f64::from_be_bytes(self.array(what)?)),
+            Marker::Null => HubValue::Null,
+            Marker::True => HubValue::Bool(true),
+            Marker::False => HubValue::Bool(false),
+            Marker::F32 => HubValue::from_f64(f32::from_be_bytes(self.array(what)?).into()),
+            Marker::F64 => HubValue::from_f64(f64::from_be_bytes(self.array(what)?)),
             Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
                 let bits = match marker {
                     Marker::Bin8 => 8,
@@ -241,8 +241,7 @@ impl<'a> Reader<'a> {
                     _ => 32,
                 };
                 let length = self.length(bits, what)?;
-                let data = self.take(length, what)?;
-                Value::Array(data.iter().map(|&byte| Value::from(byte)).collect())
+                HubValue::Binary(Bytes::copy_from_slice(self.take(length, what)?))
             }
             Marker::FixExt1
             | Marker::FixExt2
@@ -266,11 +265,13 @@ impl<'a> Reader<'a> {
                 let data = self.take(length, what)?;
                 if kind as i8 != TIMESTAMP {
                     return Err(invalid(format!(
-                        "{what}: the extension type {} has no JSON form",
+                        "{what}: the extension type {} is not supported",
                         kind as i8
                     )));
                 }
-                Value::String(timestamp(data).map_err(|e| invalid(format!("{what}: {e}")))?)
+                HubValue::Timestamp(
+                    Timestamp::from_ext(data).map_err(|e| invalid(format!("{what}: {e}")))?,
+                )
             }
             // Everything else was handled above.
             _ => return Err(Self::wrong(what, "a value", marker)),
@@ -292,54 +293,4 @@ impl<'a> Reader<'a> {
             marker,
         ))
     }
-}
-
-/// A float as JSON: NaN and infinities have no JSON form and become `null`.
-pub(super) fn float(value: f64) -> Value {
-    Number::from_f64(value).map_or(Value::Null, Value::Number)
-}
-
-/// A MessagePack timestamp (32, 64 or 96 bit) as an RFC 3339 UTC string.
-pub(super) fn timestamp(data: &[u8]) -> Result<String, String> {
-    let (seconds, nanoseconds): (i64, u32) = match data.len() {
-        4 => (
-            u32::from_be_bytes(data.try_into().unwrap_or_default()).into(),
-            0,
-        ),
-        8 => {
-            let both = u64::from_be_bytes(data.try_into().unwrap_or_default());
-            ((both & ((1 << 34) - 1)) as i64, (both >> 34) as u32)
-        }
-        12 => {
-            let (nanoseconds, seconds) = data.split_at(4);
-            (
-                i64::from_be_bytes(seconds.try_into().unwrap_or_default()),
-                u32::from_be_bytes(nanoseconds.try_into().unwrap_or_default()),
-            )
-        }
-        length => return Err(format!("a timestamp of {length} bytes")),
-    };
-    if nanoseconds >= 1_000_000_000 {
-        return Err(format!("a timestamp with {nanoseconds} nanoseconds"));
-    }
-    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
-    if !(0..=9999).contains(&year) {
-        return Err(format!(
-            "the timestamp {seconds}s is outside years 0000-9999"
-        ));
-    }
-    let time = seconds.rem_euclid(86_400);
-    let fraction = if nanoseconds % 1_000_000 == 0 {
-        format!("{:03}", nanoseconds / 1_000_000)
-    } else if nanoseconds % 1_000 == 0 {
-        format!("{:06}", nanoseconds / 1_000)
-    } else {
-        format!("{nanoseconds:09}")
-    };
-    Ok(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction}Z",
-        time / 3600,
-        time / 60 % 60,
-        time % 60
-    ))
 }

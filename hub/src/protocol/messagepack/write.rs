@@ -38,15 +38,7 @@ pub(super) fn put_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => out.push(0xc0),
         Value::Bool(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
-        Value::Number(n) => {
-            if let Some(unsigned) = n.as_u64() {
-                put_uint(out, unsigned);
-            } else if let Some(signed) = n.as_i64() {
-                let _ = rmp::encode::write_sint(out, signed);
-            } else {
-                let _ = rmp::encode::write_f64(out, n.as_f64().unwrap_or(f64::NAN));
-            }
-        }
+        Value::Number(n) => put_number(out, n),
         Value::String(s) => put_str(out, s),
         Value::Array(values) => {
             put_array(out, values.len());
@@ -64,6 +56,74 @@ pub(super) fn put_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
+/// A hub value as MessagePack: as [`put_value`], binary as the smallest `bin`, timestamps as
+/// the extension in their smallest form.
+pub(super) fn put_hub_value(out: &mut Vec<u8>, value: &HubValue) {
+    match value {
+        HubValue::Null => out.push(0xc0),
+        HubValue::Bool(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        HubValue::Number(n) => put_number(out, n),
+        HubValue::String(s) => put_str(out, s),
+        HubValue::Binary(bytes) => put_bin(out, bytes),
+        HubValue::Timestamp(time) => {
+            let _ = rmp::encode::write_ext_meta(out, time.ext_len() as u32, TIMESTAMP);
+            time.to_ext(out);
+        }
+        HubValue::Array(values) => {
+            put_array(out, values.len());
+            for value in values {
+                put_hub_value(out, value);
+            }
+        }
+        HubValue::Map(map) => {
+            let _ = rmp::encode::write_map_len(out, map.len() as u32);
+            for (key, value) in map {
+                put_str(out, key);
+                put_hub_value(out, value);
+            }
+        }
+    }
+}
+
+pub(super) fn put_bin(out: &mut Vec<u8>, bytes: &[u8]) {
+    let _ = rmp::encode::write_bin(out, bytes);
+}
+
+fn put_number(out: &mut Vec<u8>, n: &serde_json::Number) {
+    if let Some(unsigned) = n.as_u64() {
+        put_uint(out, unsigned);
+    } else if let Some(signed) = n.as_i64() {
+        let _ = rmp::encode::write_sint(out, signed);
+    } else {
+        let _ = rmp::encode::write_f64(out, n.as_f64().unwrap_or(f64::NAN));
+    }
+}
+
+/// An invocation's fields around its arguments, which `arguments` writes.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn put_invocation_with(
+    out: &mut Vec<u8>,
+    kind: u64,
+    headers: &Headers,
+    invocation_id: Option<&str>,
+    target: &str,
+    count: usize,
+    arguments: impl FnOnce(&mut Vec<u8>),
+    stream_ids: &[String],
+) {
+    put_array(out, 6);
+    put_uint(out, kind);
+    put_headers(out, headers);
+    put_optional_str(out, invocation_id);
+    put_str(out, target);
+    put_array(out, count);
+    arguments(out);
+    put_array(out, stream_ids.len());
+    for id in stream_ids {
+        put_str(out, id);
+    }
+}
+
 pub(super) fn put_invocation(
     out: &mut Vec<u8>,
     kind: u64,
@@ -73,19 +133,20 @@ pub(super) fn put_invocation(
     arguments: &[Value],
     stream_ids: &[String],
 ) {
-    put_array(out, 6);
-    put_uint(out, kind);
-    put_headers(out, headers);
-    put_optional_str(out, invocation_id);
-    put_str(out, target);
-    put_array(out, arguments.len());
-    for argument in arguments {
-        put_value(out, argument);
-    }
-    put_array(out, stream_ids.len());
-    for id in stream_ids {
-        put_str(out, id);
-    }
+    put_invocation_with(
+        out,
+        kind,
+        headers,
+        invocation_id,
+        target,
+        arguments.len(),
+        |out| {
+            arguments
+                .iter()
+                .for_each(|argument| put_value(out, argument))
+        },
+        stream_ids,
+    );
 }
 
 /// [`put_invocation`] of a non-blocking invocation whose one argument is a map of fields,
@@ -112,6 +173,7 @@ pub(super) fn put_object_invocation(
                 let _ = rmp::encode::write_sint(out, *n);
             }
             Field::Value(value) => put_value(out, value),
+            Field::Bytes(bytes) => put_bin(out, bytes),
         }
     }
     put_array(out, 0);
@@ -119,7 +181,7 @@ pub(super) fn put_object_invocation(
 
 pub(super) fn write_body(message: &HubMessage, out: &mut Vec<u8>) {
     match message {
-        HubMessage::Invocation(i) | HubMessage::StreamInvocation(i) => put_invocation(
+        HubMessage::Invocation(i) | HubMessage::StreamInvocation(i) => put_invocation_with(
             out,
             if matches!(message, HubMessage::Invocation(_)) {
                 1
@@ -129,7 +191,12 @@ pub(super) fn write_body(message: &HubMessage, out: &mut Vec<u8>) {
             &i.headers,
             i.invocation_id.as_deref(),
             &i.target,
-            &i.arguments,
+            i.arguments.len(),
+            |out| {
+                i.arguments
+                    .iter()
+                    .for_each(|argument| put_hub_value(out, argument))
+            },
             &i.stream_ids,
         ),
         HubMessage::StreamItem(s) => {
@@ -137,7 +204,7 @@ pub(super) fn write_body(message: &HubMessage, out: &mut Vec<u8>) {
             put_uint(out, 2);
             put_headers(out, &s.headers);
             put_str(out, &s.invocation_id);
-            put_value(out, &s.item);
+            put_hub_value(out, &s.item);
         }
         HubMessage::Completion(c) => {
             put_array(out, if c.outcome == Outcome::Void { 4 } else { 5 });
@@ -152,7 +219,7 @@ pub(super) fn write_body(message: &HubMessage, out: &mut Vec<u8>) {
                 Outcome::Void => put_uint(out, 2),
                 Outcome::Result(value) => {
                     put_uint(out, 3);
-                    put_value(out, value);
+                    put_hub_value(out, value);
                 }
             }
         }
