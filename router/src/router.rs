@@ -1,7 +1,7 @@
 //! The router: register sessions, join and leave groups, send to targets, list members.
 
 use crate::backplane::{Backplane, BackplaneError, BackplaneHandler, Command, Envelope};
-use crate::backplane::{NoBackplane, NodeId, Reply};
+use crate::backplane::{NoBackplane, NodeId};
 use crate::encode::{EncodeOnce, Frame, ProtocolId};
 use crate::message::Outbound;
 use crate::observer::SessionObserver;
@@ -13,6 +13,9 @@ use parking_lot::RwLock;
 use rt_core::{Identity, IdentityKind, PushError};
 use std::collections::HashSet;
 use std::sync::Arc;
+
+mod remote;
+pub use remote::Extension;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouterError {
@@ -68,13 +71,6 @@ pub struct Members {
     /// Members of the group on this node.
     pub count: usize,
     pub members: Vec<MemberInfo>,
-}
-
-/// An application's own action on a connection, run on the node that owns it (a change
-/// subscription, say), so that it works whichever node the request reached. `body` says
-/// what to do; the answer, success or refusal, is the extension's own JSON.
-pub trait Extension: Send + Sync + 'static {
-    fn run(&self, session: &Arc<Session>, body: &serde_json::Value) -> serde_json::Value;
 }
 
 struct Inner {
@@ -228,81 +224,6 @@ impl Router {
         Some(result)
     }
 
-    /// The identity of a connection on any node; `Ok(None)` when no node has it, an error
-    /// when the backplane could not tell (Redis away, the owner silent): callers answer
-    /// "unavailable" then, not "no such connection".
-    pub async fn identity(
-        &self,
-        connection_id: &str,
-    ) -> Result<Option<Arc<Identity>>, RouterError> {
-        if let Some(session) = self.session(connection_id) {
-            return Ok(Some(session.identity().clone()));
-        }
-        let command = Command::Identify {
-            connection_id: connection_id.into(),
-        };
-        match self.inner.backplane.command(command).await {
-            Ok(Reply::Identity(identity)) => Ok(Some(identity)),
-            Ok(_) | Err(BackplaneError::UnknownConnection) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    /// The groups a connection of any node is in.
-    pub async fn groups_of(&self, connection_id: &str) -> Result<Vec<Arc<str>>, RouterError> {
-        if let Some(session) = self.session(connection_id) {
-            return Ok(session.groups().into_iter().map(|(g, _)| g).collect());
-        }
-        let command = Command::Groups {
-            connection_id: connection_id.into(),
-        };
-        match self.inner.backplane.command(command).await? {
-            Reply::Groups(groups) => Ok(groups),
-            _ => Err(RouterError::UnknownConnection),
-        }
-    }
-
-    /// The ids of `user`'s connections on every node: this node's first, in the order they
-    /// connected.
-    pub async fn cluster_user_connections(&self, user: &str) -> Result<Vec<Arc<str>>, RouterError> {
-        let mut connections = self.user_connections(user);
-        if let Some(elsewhere) = self.inner.backplane.user_connections(user) {
-            connections.extend(elsewhere.await?);
-        }
-        Ok(connections)
-    }
-
-    /// Make `extension` reachable as `name` by [`Router::extend`] from every node (each node
-    /// registers the same extensions).
-    pub fn add_extension(&self, name: &str, extension: Arc<dyn Extension>) {
-        self.inner.extensions.write().insert(name.into(), extension);
-    }
-
-    /// Run the extension `name` on a connection of any node, with the connection held live
-    /// (see [`Router::with_live_session`]).
-    pub async fn extend(
-        &self,
-        connection_id: &str,
-        name: &str,
-        body: serde_json::Value,
-    ) -> Result<serde_json::Value, RouterError> {
-        if self.session(connection_id).is_some() {
-            return self
-                .inner
-                .run_extension(connection_id, name, &body)
-                .ok_or(RouterError::UnknownConnection);
-        }
-        let command = Command::Extension {
-            connection_id: connection_id.into(),
-            name: name.into(),
-            body,
-        };
-        match self.inner.backplane.command(command).await? {
-            Reply::Extension(answer) => Ok(answer),
-            _ => Err(RouterError::UnknownConnection),
-        }
-    }
-
     /// Put a connection of any node in `group`. Joining again replaces the membership.
     pub async fn join(
         &self,
@@ -385,35 +306,6 @@ impl Router {
         }
     }
 
-    /// The members of `group` on every node: this node's first, in join order, then the
-    /// others' ordered by connection id (a stable order for paging). Without a backplane
-    /// that keeps presence, the same as [`Router::members`].
-    pub async fn cluster_members(
-        &self,
-        group: &str,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Members, RouterError> {
-        let Some(everywhere) = self.inner.backplane.members(group) else {
-            return Ok(self.members(group, offset, limit));
-        };
-        let local = self.members(group, 0, usize::MAX).members;
-        let mut remote: Vec<MemberInfo> = everywhere
-            .await?
-            .into_iter()
-            .filter(|m| self.session(&m.connection_id).is_none())
-            .collect();
-        remote.sort_unstable_by(|a, b| a.connection_id.cmp(&b.connection_id));
-        let count = local.len() + remote.len();
-        let members = local
-            .into_iter()
-            .chain(remote)
-            .skip(offset)
-            .take(limit)
-            .collect();
-        Ok(Members { count, members })
-    }
-
     /// The ids of `user`'s connections on this node (sessions of identity kind `User`), in the
     /// order they connected: what acting on "every connection of a user" needs beyond a send
     /// (joining or leaving groups), since those go by connection id.
@@ -486,24 +378,6 @@ impl Router {
 }
 
 impl Inner {
-    /// `None` when there is no such live session here, or no such extension.
-    fn run_extension(
-        &self,
-        connection_id: &str,
-        name: &str,
-        body: &serde_json::Value,
-    ) -> Option<serde_json::Value> {
-        let extension = self.extensions.read().get(name).cloned()?;
-        let session = self.tables.sessions.get(connection_id).map(|s| s.clone())?;
-        let state = session.state();
-        if state.gone {
-            return None;
-        }
-        let answer = extension.run(&session, body);
-        drop(state);
-        Some(answer)
-    }
-
     fn join_local(
         &self,
         session: &Arc<Session>,
@@ -672,58 +546,6 @@ fn push(session: &Session, frames: &mut EncodeOnce<'_>, delivery: &mut Delivery)
             );
         }
         Err(PushError::Closed) => {}
-    }
-}
-
-impl BackplaneHandler for Inner {
-    fn deliver(&self, envelope: &Envelope) {
-        if envelope.origin != self.node {
-            Inner::deliver(self, &envelope.target, &envelope.message);
-        }
-    }
-
-    fn execute(&self, command: &Command) -> Option<Reply> {
-        let connection_id = match command {
-            Command::UserConnections { user } => {
-                let ids = Tables::snapshot(&self.tables.users, user)
-                    .map(|seats| {
-                        seats
-                            .iter()
-                            .map(|seat| seat.session.id().as_arc().clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                return Some(Reply::Connections(ids));
-            }
-            Command::Extension {
-                connection_id,
-                name,
-                body,
-            } => {
-                return self
-                    .run_extension(connection_id, name, body)
-                    .map(Reply::Extension);
-            }
-            other => other.connection_id()?,
-        };
-        let session = self.tables.sessions.get(connection_id).map(|s| s.clone())?;
-        match command {
-            Command::Join {
-                group, membership, ..
-            } => self
-                .join_local(&session, group, *membership)
-                .ok()
-                .map(|()| Reply::Done),
-            Command::Leave { group, .. } => {
-                self.leave_local(&session, group);
-                Some(Reply::Done)
-            }
-            Command::Identify { .. } => Some(Reply::Identity(session.identity().clone())),
-            Command::Groups { .. } => Some(Reply::Groups(
-                session.groups().into_iter().map(|(g, _)| g).collect(),
-            )),
-            Command::Extension { .. } | Command::UserConnections { .. } => None,
-        }
     }
 }
 

@@ -76,6 +76,7 @@ async fn joining_a_connection_of_the_other_router_is_a_command_it_acknowledges()
     assert_eq!(
         a.identity(on_b.id())
             .await
+            .unwrap()
             .and_then(|i| i.user_id.clone())
             .as_deref(),
         Some("alice")
@@ -92,7 +93,7 @@ async fn joining_a_connection_of_the_other_router_is_a_command_it_acknowledges()
         a.join("nobody", "g", MEMBER).await,
         Err(RouterError::UnknownConnection)
     );
-    assert!(a.identity("nobody").await.is_none());
+    assert_eq!(a.identity("nobody").await, Ok(None));
 }
 
 #[tokio::test]
