@@ -41,7 +41,7 @@ fn send_to_group_frame(protocol: &dyn HubProtocol) -> Vec<u8> {
         headers: Headers::new(),
         invocation_id: None,
         target: "SendToGroup".into(),
-        arguments: vec![json!(GROUP), json!(DATA)],
+        arguments: vec![json!(GROUP).into(), json!(DATA).into()],
         stream_ids: Vec::new(),
     });
     let mut frame = Vec::new();
@@ -195,12 +195,12 @@ fn bench_pipeline(c: &mut Criterion) {
                 |input| {
                     let invocation = decode(&*protocol, input);
                     let mut arguments = invocation.arguments.into_iter();
-                    let (Some(Value::String(group)), Some(data)) =
+                    let (Some(hub::HubValue::String(group)), Some(data)) =
                         (arguments.next(), arguments.next())
                     else {
                         panic!("SendToGroup takes a group name and data");
                     };
-                    let message = channel_message(&group, data);
+                    let message = channel_message(&group, data.into());
                     encoders
                         .iter()
                         .map(|(_, encoder)| encoder.encode(&message))

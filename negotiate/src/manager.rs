@@ -295,7 +295,7 @@ mod tests {
         let manager = ConnectionManager::default();
         let slot = manager.create(Identity::anonymous(), false, false);
         assert_ne!(slot.id.as_str(), &*slot.token);
-        assert!(manager.get(&*slot.token).is_some());
+        assert!(manager.get(&slot.token).is_some());
         assert!(manager.get(slot.id.as_str()).is_none());
         slot.claim(TransportKind::WebSockets).unwrap();
         assert_eq!(
@@ -318,12 +318,12 @@ mod tests {
             "the id opens nothing"
         );
         assert_eq!(
-            manager.legacy_public_id(&*legacy.token),
+            manager.legacy_public_id(&legacy.token),
             Some(legacy.id.clone())
         );
         // Version 1 tokens are never asked for by the application: not resolved.
         let current = manager.create(Identity::anonymous(), false, false);
-        assert_eq!(manager.legacy_public_id(&*current.token), None);
+        assert_eq!(manager.legacy_public_id(&current.token), None);
         assert_eq!(manager.legacy_public_id(legacy.id.as_str()), None);
         let direct = manager.create_active(Identity::anonymous(), TransportKind::WebSockets);
         assert_ne!(direct.id.as_str(), &*direct.token);
@@ -337,8 +337,8 @@ mod tests {
         used.claim(TransportKind::WebSockets).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         manager.expire(Duration::ZERO);
-        assert!(manager.get(&*unused.token).is_none());
-        assert!(manager.get(&*used.token).is_some());
+        assert!(manager.get(&unused.token).is_none());
+        assert!(manager.get(&used.token).is_some());
         assert_eq!(manager.len(), 1);
     }
 
@@ -364,11 +364,11 @@ mod tests {
         *slot.attached.lock() = Some(attached.clone());
         // Polling now: not idle.
         manager.expire(Duration::ZERO);
-        assert!(manager.get(&*slot.token).is_some());
+        assert!(manager.get(&slot.token).is_some());
         attached.poll.lock().idle_since = Some(Instant::now());
         std::thread::sleep(Duration::from_millis(2));
         manager.expire(Duration::ZERO);
-        assert!(manager.get(&*slot.token).is_none());
+        assert!(manager.get(&slot.token).is_none());
         assert!(rx.recv().await.is_none(), "the application sees the end");
         assert!(!attached.outbox.is_open());
     }
