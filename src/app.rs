@@ -147,6 +147,11 @@ pub async fn build(config: &Config) -> Result<App, BuildError> {
         lookups,
     );
     metrics.register(Box::new(feed.delay_histogram().clone()));
+    if let Some(cluster) = &cluster {
+        metrics.register(Box::new(crate::cluster::StatusMetrics::new(
+            cluster.status.clone(),
+        )));
+    }
     feed.spawn(start, config.change_retention, background.clone());
     let collections = Arc::new(Collections {
         schema: schema.clone(),

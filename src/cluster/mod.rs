@@ -24,7 +24,7 @@ mod wire;
 
 pub use backplane::RedisBackplane;
 pub use config::ClusterConfig;
-pub use status::Status;
+pub use status::{Status, StatusMetrics};
 
 use backplane::{now_millis, Shared};
 use connection::Connector;

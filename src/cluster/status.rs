@@ -89,3 +89,81 @@ impl Status {
         })
     }
 }
+
+/// The node's cluster figures for `/metrics`: `cluster_redis_up` and the counters of
+/// `/readyz`'s `cluster` part.
+pub struct StatusMetrics {
+    pub status: std::sync::Arc<Status>,
+    descs: Vec<prometheus::core::Desc>,
+}
+
+const FAMILIES: [(&str, &str); 4] = [
+    (
+        "cluster_redis_up",
+        "1 when this node writes to and is subscribed to Redis, else 0.",
+    ),
+    (
+        "cluster_dropped_operations_total",
+        "Operations dropped because Redis was away longer than the queue holds.",
+    ),
+    (
+        "cluster_filled_messages_total",
+        "Group messages read from the group streams to fill gaps.",
+    ),
+    (
+        "cluster_lost_messages_total",
+        "Group messages that could not be recovered (trimmed, or the stream started again).",
+    ),
+];
+
+impl StatusMetrics {
+    pub fn new(status: std::sync::Arc<Status>) -> Self {
+        let descs = FAMILIES
+            .iter()
+            .filter_map(|(name, help)| {
+                prometheus::core::Desc::new(
+                    (*name).into(),
+                    (*help).into(),
+                    vec![],
+                    Default::default(),
+                )
+                .ok()
+            })
+            .collect();
+        Self { status, descs }
+    }
+}
+
+impl prometheus::core::Collector for StatusMetrics {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let status = &self.status;
+        let values = [
+            u64::from(status.is_up()),
+            status.dropped.load(Ordering::Relaxed),
+            status.filled.load(Ordering::Relaxed),
+            status.lost.load(Ordering::Relaxed),
+        ];
+        let mut families = Vec::with_capacity(FAMILIES.len());
+        for ((name, help), value) in FAMILIES.iter().zip(values) {
+            let collected = if name.ends_with("_total") {
+                prometheus::IntCounter::new(*name, *help).map(|counter| {
+                    counter.inc_by(value);
+                    prometheus::core::Collector::collect(&counter)
+                })
+            } else {
+                prometheus::IntGauge::new(*name, *help).map(|gauge| {
+                    gauge.set(value as i64);
+                    prometheus::core::Collector::collect(&gauge)
+                })
+            };
+            if let Ok(mut family) = collected {
+                families.append(&mut family);
+            }
+        }
+        families
+    }
+}
