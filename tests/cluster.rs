@@ -103,7 +103,12 @@ async fn group_sends_reach_members_on_every_node_once() {
         }
         hub.expect_silence(Duration::from_millis(300)).await;
     }
-    let metrics = reqwest::get(a.url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(a.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "rthub_cluster_redis_up 1",
         "rthub_cluster_lost_messages_total 0",

@@ -1,5 +1,5 @@
-//! No sticky sessions (`docs/cluster-forwarding.md`): a transport request that reaches a node
-//! which does not have its connection is sent on to the node that does.
+//! No sticky sessions (`docs/DECISIONS.md`, "No sticky sessions"): a transport request that
+//! reaches a node which does not have its connection is sent on to the node that does.
 //!
 //! Every SignalR connection token and every Web PubSub reconnection token of a cluster node
 //! starts with the node's id (`<16 hex digits>.<random>`). A node that gets a SignalR
