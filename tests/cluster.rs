@@ -393,3 +393,53 @@ async fn a_member_joining_while_another_node_sends_misses_nothing_after_its_join
     b.stop().await;
     database.drop_it().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_senders_on_one_node_lose_nothing_on_the_other() {
+    // Publishes from several threads at once: each must reach Redis once, whatever order the
+    // threads queue them in (a publish number taken before queueing once dropped some).
+    let database = TestDb::new(Db::Sqlite).await;
+    let (a, b) = two_nodes(&database).await;
+    let mut member = b.hub().await;
+    ok(&member.invoke("JoinGroup", json!(["app:many"])).await);
+    let senders: Vec<_> = (0..8)
+        .map(|sender| {
+            let url = a.url("/api/_rt/send");
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for n in 0..50 {
+                    let body = json!({"channel": "many", "body": {"s": sender, "n": n}});
+                    let response = http
+                        .post(&url)
+                        .header("x-apikey", SERVER_KEY)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status().as_u16(), 200);
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let mut last = [-1i64; 8];
+    for _ in 0..400 {
+        let data = next_channel_message(&mut member).await["data"].clone();
+        let (s, n) = (
+            data["s"].as_u64().unwrap() as usize,
+            data["n"].as_i64().unwrap(),
+        );
+        assert_eq!(
+            n,
+            last[s] + 1,
+            "sender {s}: in order, none missing, none twice"
+        );
+        last[s] = n;
+    }
+    member.expect_silence(Duration::from_millis(300)).await;
+    a.stop().await;
+    b.stop().await;
+    database.drop_it().await;
+}

@@ -39,7 +39,7 @@ pub struct RedisBackplane {
     pub(super) client: Connector,
     /// For commands and presence reads; made on first use (Redis may be away at start).
     pub(super) query: OnceCell<Connection>,
-    /// This node's publish numbers (see `outgoing`) and command request ids.
+    /// Command request ids.
     pub(super) numbers: AtomicU64,
 }
 
@@ -282,7 +282,7 @@ impl Backplane for Shared {
         let op = match route(&envelope.target) {
             Route::Group(group) => Op::Group {
                 group: group.clone(),
-                number: this.numbers.fetch_add(1, Ordering::Relaxed),
+                number: 0, // numbered by the writer, in queue order
                 body: wire::group_body(this.node(), &wire::encode(&envelope)),
             },
             Route::Connection(id) => Op::Connection {

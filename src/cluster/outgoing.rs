@@ -53,7 +53,8 @@ return 0
 
 #[derive(Debug)]
 pub enum Op {
-    /// `body` is `origin|envelope`; `number` this node's publish number.
+    /// `body` is `origin|envelope`; `number` this node's publish number, given by the writer
+    /// when the operation reaches its queue (0 until then).
     Group {
         group: Arc<str>,
         number: u64,
@@ -126,10 +127,18 @@ impl Scripts {
 struct Pending {
     ops: VecDeque<Op>,
     claims: Claims,
+    /// The last publish number given. Numbers are given here, in queue order, not where the
+    /// router publishes: two threads publishing at once could queue in the other order than
+    /// they took numbers, and the script would drop the later-queued one as a repeat.
+    numbered: u64,
 }
 
 impl Pending {
-    fn push(&mut self, op: Op) {
+    fn push(&mut self, mut op: Op) {
+        if let Op::Group { number, .. } = &mut op {
+            self.numbered += 1;
+            *number = self.numbered;
+        }
         self.claims.note(&op);
         self.ops.push_back(op);
     }
@@ -376,7 +385,10 @@ impl Writer {
                         .arg(keys.group_stream(group))
                         .arg(keys.group_channel(group))
                         .arg(body.as_slice())
-                        .arg(&node)
+                        // Numbers start again with each process, so the script keeps the
+                        // last one per process start (`self.epoch`: node id and start time),
+                        // not per node id, which a restarted node may keep (`node_id`).
+                        .arg(&self.epoch)
                         .arg(*number)
                         .arg(epoch)
                         .arg(self.config.stream_length)
