@@ -2,72 +2,31 @@
 //! prefix) act as one: group sends, REST commands on the other node's connections, presence
 //! and the change feed.
 
+mod cluster_support;
 mod collections_support;
 
-use collections_support::{
-    keys_config, ok, start_configured, user_token, Db, Hub, Server, TestDb, SERVER_KEY,
-};
+use cluster_support::{as_server, next_channel_message, prefix, redis_url, wait_for};
+use collections_support::{ok, start_configured, user_token, Db, Server, TestDb, SERVER_KEY};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn redis_url() -> String {
-    std::env::var("RTHUB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A config for one node of the cluster `prefix`.
-fn node_config(prefix: &str) -> String {
-    format!(
-        "{}\n[cluster]\nredis = \"{}\"\nprefix = \"{prefix}\"\n",
-        keys_config(),
-        redis_url()
-    )
-}
-
-fn prefix() -> String {
-    format!("test-{}", uuid::Uuid::new_v4().simple())
-}
 
 /// Two nodes of one cluster on `database`, both with Redis up.
 async fn two_nodes(database: &TestDb) -> (Server, Server) {
     let prefix = prefix();
-    let a = start_configured(&database.url, Some(&node_config(&prefix))).await;
-    let b = start_configured(&database.url, Some(&node_config(&prefix))).await;
+    let a = start_configured(
+        &database.url,
+        Some(&cluster_support::node_config(&redis_url(), &prefix, "")),
+    )
+    .await;
+    let b = start_configured(
+        &database.url,
+        Some(&cluster_support::node_config(&redis_url(), &prefix, "")),
+    )
+    .await;
     for node in [&a, &b] {
-        wait_until_ready(node).await;
+        wait_for(node, "ready").await;
     }
     (a, b)
-}
-
-async fn wait_until_ready(node: &Server) {
-    for _ in 0..200 {
-        let (status, body) = node.get("/readyz").await;
-        if status == 200 && body["status"] == "ready" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the node never reached Redis");
-}
-
-async fn as_server(node: &Server, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(node.url(path))
-        .header("x-apikey", SERVER_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn next_channel_message(hub: &mut Hub) -> Value {
-    loop {
-        let message = hub.next_message().await;
-        if message["target"] == "message" {
-            return message["arguments"][0].clone();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,14 +304,14 @@ async fn nodes_starting_together_on_a_new_database_all_start() {
     // EXISTS` races and all but one node fail with a duplicate key in pg_type.
     let database = TestDb::new(Db::Postgres).await;
     let prefix = prefix();
-    let config = node_config(&prefix);
+    let config = cluster_support::node_config(&redis_url(), &prefix, "");
     let (a, b, c) = tokio::join!(
         start_configured(&database.url, Some(&config)),
         start_configured(&database.url, Some(&config)),
         start_configured(&database.url, Some(&config)),
     );
     for node in [a, b, c] {
-        wait_until_ready(&node).await;
+        wait_for(&node, "ready").await;
         node.stop().await;
     }
     database.drop_it().await;

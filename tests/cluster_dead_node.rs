@@ -2,25 +2,18 @@
 //! heartbeat is stale, commands for its connections fail at once, and a live node removes
 //! what it left in Redis.
 
+mod cluster_support;
 mod collections_support;
 mod process_support;
 
-use collections_support::{
-    keys_config, ok, start_configured, user_token, Db, Hub, Server, TestDb, SERVER_KEY,
-};
+use cluster_support::redis_url;
+use collections_support::{ok, start_configured, user_token, Db, Hub, Server, TestDb, SERVER_KEY};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-fn redis_url() -> String {
-    std::env::var("RTHUB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
 fn node_config(prefix: &str) -> String {
-    format!(
-        "{}\n[cluster]\nredis = \"{}\"\nprefix = \"{prefix}\"\nnode_timeout_secs = 3\ncleanup_interval_secs = 1\n",
-        keys_config(),
-        redis_url()
-    )
+    let extra = "node_timeout_secs = 3\ncleanup_interval_secs = 1\n";
+    cluster_support::node_config(&redis_url(), prefix, extra)
 }
 
 async fn members(node: &Server) -> Value {
@@ -46,7 +39,7 @@ async fn leftovers(prefix: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_drops_out_and_its_leftovers_are_removed() {
     let database = TestDb::new(Db::Sqlite).await;
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let prefix = cluster_support::prefix();
     let config = node_config(&prefix);
     let a = start_configured(&database.url, Some(&config)).await;
     let path = std::env::temp_dir().join(format!("rthub_dead_{prefix}.toml"));

@@ -2,11 +2,11 @@
 //! `redis-server` on a free port (never the machine's), two in-process nodes on it, and stops,
 //! restarts or disturbs that Redis while the nodes work.
 
+mod cluster_support;
 mod collections_support;
 
-use collections_support::{
-    keys_config, ok, start_configured, user_token, Db, Hub, Server, TestDb, SERVER_KEY,
-};
+use cluster_support::{as_server, next_channel_message, wait_for};
+use collections_support::{ok, start_configured, user_token, Db, Hub, Server, TestDb, SERVER_KEY};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -121,11 +121,7 @@ fn log_of(node: &str) -> Vec<String> {
 }
 
 fn node_config(redis: &TestRedis, prefix: &str, extra: &str) -> String {
-    format!(
-        "{}\n[cluster]\nredis = \"{}\"\nprefix = \"{prefix}\"\n{extra}",
-        keys_config(),
-        redis.url()
-    )
+    cluster_support::node_config(&redis.url(), prefix, extra)
 }
 
 /// Two nodes of one cluster on `redis`, both ready.
@@ -141,50 +137,15 @@ async fn two_nodes(database: &TestDb, redis: &TestRedis, extra: &str) -> (Server
     (a, b)
 }
 
-/// Wait until `/readyz` says `status` (with a 200, ready or degraded); its body.
-async fn wait_for(node: &Server, status: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..400 {
-        let (code, body) = node.get("/readyz").await;
-        if code == 200 && body["status"] == status {
-            return body;
-        }
-        last = json!({"code": code, "body": body});
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("/readyz never said {status}; last {last}");
-}
-
 async fn node_id(node: &Server) -> String {
     let (_, body) = node.get("/readyz").await;
     body["cluster"]["node"].as_str().unwrap().to_owned()
-}
-
-async fn as_server(node: &Server, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(node.url(path))
-        .header("x-apikey", SERVER_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn send(node: &Server, n: u64) {
     let (status, body) =
         as_server(node, "/api/_rt/send", json!({"channel": "room", "body": n})).await;
     assert_eq!(status, 200, "{body}");
-}
-
-async fn next_channel_message(hub: &mut Hub) -> Value {
-    loop {
-        let message = hub.next_message().await;
-        if message["target"] == "message" {
-            return message["arguments"][0].clone();
-        }
-    }
 }
 
 /// `hub` receives exactly `numbers`, in order, and then nothing.

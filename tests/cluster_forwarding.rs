@@ -3,8 +3,10 @@
 //! one node and the WebSocket, the Server-Sent Events stream, the long polls and the POSTs
 //! on others; a Web PubSub recovery on a node that does not have the connection.
 
+mod cluster_support;
 mod collections_support;
 
+use cluster_support::redis_url;
 use collections_support::{keys_config, ok, start_configured, Db, Server, TestDb, SERVER_KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -19,10 +21,6 @@ type Socket =
 const RS: char = '\u{1e}';
 const HANDSHAKE: &str = "{\"protocol\":\"json\",\"version\":1}\u{1e}";
 const RELIABLE: &str = "json.reliable.webpubsub.azure.v1";
-
-fn redis_url() -> String {
-    std::env::var("RTHUB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
 
 /// `count` nodes of one fresh cluster on `database`, each ready (it reaches Redis), and
 /// their node ids.

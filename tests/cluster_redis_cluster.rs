@@ -3,11 +3,11 @@
 //! pub/sub, scripts in one slot), commands on the other node's connections, presence, and a
 //! lost subscription filled from the stream.
 
+mod cluster_support;
 mod collections_support;
 
-use collections_support::{
-    keys_config, ok, start_configured, user_token, Db, Hub, Server, TestDb, SERVER_KEY,
-};
+use cluster_support::as_server;
+use collections_support::{ok, start_configured, user_token, Db, Hub, Server, TestDb, SERVER_KEY};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -134,39 +134,13 @@ impl Drop for TestCluster {
 }
 
 async fn two_nodes(database: &TestDb, cluster: &TestCluster) -> (Server, Server) {
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-    let config = format!(
-        "{}\n[cluster]\nredis = \"{}\"\nprefix = \"{prefix}\"\n",
-        keys_config(),
-        cluster.url()
-    );
+    let config = cluster_support::node_config(&cluster.url(), &cluster_support::prefix(), "");
     let a = start_configured(&database.url, Some(&config)).await;
     let b = start_configured(&database.url, Some(&config)).await;
     for node in [&a, &b] {
-        let mut last = Value::Null;
-        for _ in 0..400 {
-            let (status, body) = node.get("/readyz").await;
-            if status == 200 && body["status"] == "ready" {
-                break;
-            }
-            last = body;
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert_eq!(node.get("/readyz").await.1["status"], "ready", "{last}");
+        cluster_support::wait_for(node, "ready").await;
     }
     (a, b)
-}
-
-async fn as_server(node: &Server, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(node.url(path))
-        .header("x-apikey", SERVER_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// The next channel message: (channel, data).
