@@ -244,20 +244,21 @@ pub fn now_millis() -> u64 {
 }
 
 /// Where a target's envelope goes.
-enum Route<'a> {
-    Group(&'a Arc<str>),
-    Connection(&'a Arc<str>),
-    User(&'a Arc<str>),
+/// Where a target's envelope goes (the key is an `Arc` clone, so the envelope can move on).
+enum Route {
+    Group(Arc<str>),
+    Connection(Arc<str>),
+    User(Arc<str>),
     All,
 }
 
-fn route(target: &Target) -> Route<'_> {
+fn route(target: &Target) -> Route {
     match target {
-        Target::Group(group) | Target::GroupExcept { group, .. } => Route::Group(group),
-        Target::Groups(groups) if groups.len() == 1 => Route::Group(&groups[0]),
-        Target::Connection(id) => Route::Connection(id),
-        Target::Connections(ids) if ids.len() == 1 => Route::Connection(&ids[0]),
-        Target::User(user) => Route::User(user),
+        Target::Group(group) | Target::GroupExcept { group, .. } => Route::Group(group.clone()),
+        Target::Groups(groups) if groups.len() == 1 => Route::Group(groups[0].clone()),
+        Target::Connection(id) => Route::Connection(id.clone()),
+        Target::Connections(ids) if ids.len() == 1 => Route::Connection(ids[0].clone()),
+        Target::User(user) => Route::User(user.clone()),
         Target::Excluding { target, .. } => route(target),
         // Several groups: one message, each connection once, so not one per group stream.
         Target::All | Target::Groups(_) | Target::Connections(_) => Route::All,
@@ -279,21 +280,22 @@ impl Backplane for Shared {
 
     fn publish(&self, envelope: Envelope) {
         let this = &self.0;
+        // The envelope is encoded once, where it is: moved, never cloned.
         let op = match route(&envelope.target) {
             Route::Group(group) => Op::Group {
-                group: group.clone(),
+                group,
                 number: 0, // numbered by the writer, in queue order
-                body: wire::group_body(this.node(), &wire::encode(&envelope)),
+                body: wire::group_body(this.node(), &envelope),
             },
-            Route::Connection(id) => Op::Connection {
-                connection_id: id.clone(),
-                body: wire::encode(&NodeMessage::Deliver(envelope.clone())),
+            Route::Connection(connection_id) => Op::Connection {
+                connection_id,
+                body: wire::encode(&NodeMessage::Deliver(envelope)),
             },
             Route::User(user) => Op::User {
-                user: user.clone(),
-                body: wire::encode(&NodeMessage::Deliver(envelope.clone())),
+                user,
+                body: wire::encode(&NodeMessage::Deliver(envelope)),
             },
-            Route::All => Op::All(wire::encode(&NodeMessage::Deliver(envelope.clone()))),
+            Route::All => Op::All(wire::encode(&NodeMessage::Deliver(envelope))),
         };
         this.queue(op);
     }

@@ -37,12 +37,14 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, WireError> {
 }
 
 /// The body of a group message as the stream keeps it: `origin|envelope`, so a node can skip
-/// its own messages without decoding them.
-pub fn group_body(origin: NodeId, envelope: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(17 + envelope.len());
+/// its own messages without decoding them. One buffer: the envelope is encoded after the
+/// header, not copied there.
+pub fn group_body(origin: NodeId, envelope: &Envelope) -> Vec<u8> {
+    let mut body = Vec::with_capacity(128);
     body.extend_from_slice(origin.to_string().as_bytes());
     body.push(b'|');
-    body.extend_from_slice(envelope);
+    // As `encode`: these types always serialize.
+    let _ = rmp_serde::encode::write_named(&mut body, envelope);
     body
 }
 
@@ -144,18 +146,25 @@ mod tests {
 
     #[test]
     fn group_frames_parse_and_refuse_garbage() {
+        let envelope = Envelope {
+            origin: NodeId(0xff),
+            target: Target::All,
+            message: Arc::new(Outbound::Group(GroupMessage::new(
+                "g|h",
+                Payload::Text("a|b".into()),
+            ))),
+        };
         let mut frame = b"ab12|42|".to_vec();
-        frame.extend(group_body(NodeId(0xff), b"\x01|\x02"));
+        frame.extend(group_body(NodeId(0xff), &envelope));
         let parsed = GroupFrame::parse(&frame).unwrap();
         assert_eq!(
-            parsed,
-            GroupFrame {
-                epoch: "ab12",
-                offset: 42,
-                origin: NodeId(0xff),
-                envelope: b"\x01|\x02",
-            }
+            (parsed.epoch, parsed.offset, parsed.origin),
+            ("ab12", 42, NodeId(0xff))
         );
+        // The envelope after the header, `|` in it or not, is the encoded envelope.
+        assert_eq!(parsed.envelope, encode(&envelope).as_slice());
+        let back: Envelope = decode(parsed.envelope).unwrap();
+        assert_eq!(back.message, envelope.message);
         for bad in [&b""[..], b"e|x|00|", b"e|1|zz|", b"e|1"] {
             assert!(GroupFrame::parse(bad).is_err(), "{bad:?}");
         }
