@@ -31,11 +31,20 @@ fn value() -> impl Strategy<Value = Value> {
     })
 }
 
-fn headers() -> impl Strategy<Value = Headers> {
+pub(crate) fn headers() -> impl Strategy<Value = Headers> {
     prop::collection::btree_map(".{0,6}", ".{0,6}", 0..3)
 }
 
 fn message() -> impl Strategy<Value = HubMessage> {
+    messages_of(value)
+}
+
+/// Every kind of hub message, with argument, item and result values from `value` (each
+/// codec's test picks the values it keeps exactly).
+pub(crate) fn messages_of<V>(value: fn() -> V) -> impl Strategy<Value = HubMessage>
+where
+    V: Strategy<Value = HubValue> + 'static,
+{
     let id = "[a-zA-Z0-9-]{1,8}";
     prop_oneof![
         (

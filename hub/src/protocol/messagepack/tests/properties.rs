@@ -30,84 +30,9 @@ fn value() -> impl Strategy<Value = Value> {
     })
 }
 
-fn headers() -> impl Strategy<Value = Headers> {
-    prop::collection::btree_map(".{0,6}", ".{0,6}", 0..3)
-}
-
+/// Every kind of hub message, with MessagePack's values (binary and time among them).
 fn hub_message() -> impl Strategy<Value = HubMessage> {
-    let id = "[a-zA-Z0-9-]{1,8}";
-    prop_oneof![
-        (
-            headers(),
-            prop::option::of(id),
-            ".{0,10}",
-            prop::collection::vec(value(), 0..4),
-            prop::collection::vec(id, 0..2)
-        )
-            .prop_map(|(headers, invocation_id, target, arguments, stream_ids)| {
-                HubMessage::Invocation(Invocation {
-                    headers,
-                    invocation_id,
-                    target,
-                    arguments,
-                    stream_ids,
-                })
-            }),
-        (
-            headers(),
-            id,
-            ".{0,10}",
-            prop::collection::vec(value(), 0..3),
-            prop::collection::vec(id, 0..2)
-        )
-            .prop_map(|(headers, id, target, arguments, stream_ids)| {
-                HubMessage::StreamInvocation(Invocation {
-                    headers,
-                    invocation_id: Some(id),
-                    target,
-                    arguments,
-                    stream_ids,
-                })
-            }),
-        (headers(), id, value()).prop_map(|(headers, invocation_id, item)| {
-            HubMessage::StreamItem(StreamItem {
-                headers,
-                invocation_id,
-                item,
-            })
-        }),
-        (
-            headers(),
-            id,
-            prop_oneof![
-                Just(Outcome::Void),
-                value().prop_map(Outcome::Result),
-                ".{0,10}".prop_map(Outcome::Error),
-            ]
-        )
-            .prop_map(|(headers, invocation_id, outcome)| {
-                HubMessage::Completion(Completion {
-                    headers,
-                    invocation_id,
-                    outcome,
-                })
-            }),
-        (headers(), id).prop_map(|(headers, invocation_id)| {
-            HubMessage::CancelInvocation {
-                headers,
-                invocation_id,
-            }
-        }),
-        Just(HubMessage::Ping),
-        (prop::option::of(".{0,10}"), any::<bool>()).prop_map(|(error, allow_reconnect)| {
-            HubMessage::Close(Close {
-                error,
-                allow_reconnect,
-            })
-        }),
-        any::<u64>().prop_map(|sequence_id| HubMessage::Ack { sequence_id }),
-        any::<u64>().prop_map(|sequence_id| HubMessage::Sequence { sequence_id }),
-    ]
+    crate::protocol::proptests::messages_of(value)
 }
 
 /// Decode until the input runs out or an error stops it; every step consumes bytes.
